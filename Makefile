@@ -1,25 +1,31 @@
-# radtl: `make install` creates .venv/ and installs everything, `make test` runs the suite.
+# radtl. On a fresh machine: `make demo` (main job) and `make test` (the test suite);
+# both create .venv/ and install the package with everything it needs first.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-all demo bench clean
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-
-install: $(PY)
 	$(PY) -m pip install -q -e '.[tfds-cli,test]'
+	touch $(STAMP)
 
-test:
+install: $(STAMP)
+
+test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
-demo:
-	$(PY) cli.py demo
+test-all: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q --run-slow $(PYTEST_ARGS)
 
-bench:
+demo: $(STAMP)
+	$(PY) cli.py data info synthetic_lesions --fold 1
+
+bench: $(STAMP)
 	$(PY) benchmarks/input_pipeline.py
 
 clean:

@@ -1,0 +1,126 @@
+"""Input-pipeline throughput: `radtl.data.load` against the official scripts' path.
+
+Both read the same PNG files: the benchmark writes a breast-ultrasound-like dataset
+in the RadImageNet `breast/` layout (every file name of the official split lists,
+images from radtl's lesion simulator at BUSI-like sizes), builds it with the
+`radimagenet_breast` TFDS builder, then times one pass over fold 1's training split:
+
+- official: `ImageDataGenerator(rescale=1/255, preprocessing_function=preprocess_input,
+  rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, shear_range=0.1,
+  zoom_range=0.1, horizontal_flip=True).flow_from_dataframe(...)`, as in
+  `breast/breast_train.py` of the RadImageNet repository;
+- radtl: `radtl.data.load(..., augment=True, preprocessing=<the same caffe then /255>)`,
+  first epoch (decoding) and second epoch (served from the in-memory cache).
+
+Usage:
+    python benchmarks/input_pipeline.py [--image-size 224] [--batch-size 32] [--epochs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import radtl.data  # noqa: E402
+from tfds_builders.radimagenet_breast import radimagenet_breast_dataset_builder as breast_builder  # noqa: E402
+from tfds_builders.synthetic_lesions import lesion_simulator  # noqa: E402
+
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def official_preprocessing(image):
+    """caffe `preprocess_input` (RGB->BGR, minus ImageNet means) then x 1/255."""
+    return (image[..., ::-1] - CAFFE_MEAN_BGR) / 255.0
+
+
+def write_dataset(root: Path, seed: int = 0) -> Path:
+    """Writes every file of the official breast split lists as a simulated lesion PNG."""
+    splits_dir = Path(breast_builder.__file__).parent / "splits"
+    rows = pd.concat([pd.read_csv(p) for p in sorted(splits_dir.glob("*.csv"))]).drop_duplicates("filename")
+    (root / "images").mkdir(parents=True)
+    (root / "dataframe").mkdir()
+    rng = np.random.default_rng(seed)
+    for i, row in enumerate(rows.itertuples()):
+        size = int(rng.integers(380, 560))  # BUSI images average about 500 x 500
+        image, _ = lesion_simulator.simulate_case(np.random.default_rng([seed, i]), row.label == "malignant", size)
+        Image.fromarray(image).save(root / row.filename)
+    for path in splits_dir.glob("*.csv"):
+        (root / "dataframe" / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+def time_official(manual_dir: Path, image_size: int, batch_size: int, augment: bool) -> tuple[float, int]:
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+    from keras.src.applications.imagenet_utils import preprocess_input
+
+    ranges = dict(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, shear_range=0.1,
+                  zoom_range=0.1, horizontal_flip=True, fill_mode="nearest") if augment else {}
+    generator = ImageDataGenerator(rescale=1.0 / 255, preprocessing_function=preprocess_input, **ranges)
+    frame = pd.read_csv(manual_dir / "dataframe" / "breast_train_fold1.csv")
+    flow = generator.flow_from_dataframe(frame, directory=str(manual_dir), x_col="filename", y_col="label",
+                                         target_size=(image_size, image_size), batch_size=batch_size,
+                                         class_mode="categorical", seed=726, shuffle=True)
+    start = time.perf_counter()
+    n = 0
+    for i in range(len(flow)):
+        x, _ = flow[i]
+        n += len(x)
+    return time.perf_counter() - start, n
+
+
+def time_radtl(data_dir: Path, image_size: int, batch_size: int, augment: bool, epochs: int) -> list[tuple[float, int]]:
+    ds = radtl.data.load("radimagenet_breast", "train", fold=1, image_size=image_size, batch_size=batch_size,
+                         augment=augment, preprocessing=official_preprocessing, data_dir=data_dir, seed=0)
+    results = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        n = 0
+        for x, _ in ds:
+            n += int(x.shape[0])
+        results.append((time.perf_counter() - start, n))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2, help="radtl epochs (the 2nd is served from cache)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        print("Writing 780 simulated BUSI-sized PNGs in the RadImageNet breast/ layout ...", flush=True)
+        manual_dir = write_dataset(tmp / "breast")
+        print("Building radimagenet_breast/fold1 with TFDS ...", flush=True)
+        radtl.data.build("radimagenet_breast", 1, data_dir=tmp / "tfds", manual_dir=manual_dir)
+
+        rows = []
+        for augment in (True, False):
+            seconds, n = time_official(manual_dir, args.image_size, args.batch_size, augment)
+            official_rate = n / seconds
+            rows.append(("official ImageDataGenerator.flow_from_dataframe", augment, "-", n, seconds, official_rate, 1.0))
+            for epoch, (seconds, n) in enumerate(time_radtl(tmp / "tfds", args.image_size, args.batch_size,
+                                                            augment, args.epochs), start=1):
+                label = "decode" if epoch == 1 else "cached"
+                rows.append(("radtl.data.load", augment, f"{epoch} ({label})", n, seconds, n / seconds,
+                             n / seconds / official_rate))
+
+    table = pd.DataFrame(rows, columns=["pipeline", "augment", "epoch", "images", "seconds", "img/s",
+                                        "ratio vs official"])
+    print(f"\nfold 1 train split, {args.image_size} px, batch {args.batch_size}, "
+          f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+
+
+if __name__ == "__main__":
+    main()

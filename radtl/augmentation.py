@@ -1,0 +1,182 @@
+"""The official RadImageNet augmentation, reproducible per seed, for `tf.data`.
+
+The RadImageNet Keras scripts (`acl/acl_train.py`, `breast/breast_train.py`) augment
+with `ImageDataGenerator(rotation_range=10, width_shift_range=0.1,
+height_shift_range=0.1, shear_range=0.1, zoom_range=0.1, horizontal_flip=True,
+fill_mode="nearest")`. Its semantics differ from Keras 3's `RandomShear` /
+`RandomZoom` layers in ways that matter for a faithful replication:
+
+- the shear range is an angle in **degrees** (0.1 degree is almost no shear);
+- zoom draws the row and column factors **independently** from [0.9, 1.1]
+  (aspect ratio changes), and a factor > 1 shows more of the image (zooms out);
+- rotation, shift, shear and zoom are composed into **one** affine matrix and the
+  image is interpolated once (bilinear), with "nearest" filling outside the frame;
+- the horizontal flip is applied after the affine warp.
+
+`augment` reproduces that matrix exactly (`ImageDataGenerator.apply_transform`,
+including its centring convention) and warps with Keras 3's core
+`keras.ops.image.affine_transform`. Random parameters come from TensorFlow's
+*stateless* random ops keyed by a per-image seed, so results are identical for a
+given seed whatever the parallelism of the `tf.data` map (Keras' own random layers
+draw from a stateful seed generator, whose order is not deterministic under a
+parallel map).
+
+Reference:
+    Mei et al., "RadImageNet: An Open Radiologic Deep Learning Research Dataset for
+    Effective Transfer Learning", Radiology: Artificial Intelligence 4(5), 2022;
+    official scripts at https://github.com/BMEII-AI/RadImageNet.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+
+__all__ = ["AugmentConfig", "OFFICIAL", "augment", "sample_transform", "transform_matrix"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the official random affine augmentation; 0 or False switches one off.
+
+    Attributes:
+        rotation: float. Maximum rotation in degrees, drawn from U(-r, r). Defaults to 10.
+        width_shift: float. Maximum horizontal shift as a fraction of the image size.
+            Defaults to 0.1.
+        height_shift: float. Maximum vertical shift as a fraction of the image size.
+            Defaults to 0.1.
+        shear: float. Maximum shear angle in degrees (Keras `ImageDataGenerator`
+            units). Defaults to 0.1.
+        zoom: float. Row and column zoom factors drawn independently from
+            U(1 - z, 1 + z). Defaults to 0.1.
+        horizontal_flip: bool. Flip left-right with probability 0.5. Defaults to True.
+        fill_mode: str. How points outside the frame are filled, one of
+            "nearest", "reflect", "wrap", "constant". Defaults to "nearest".
+    """
+
+    rotation: float = 10.0
+    width_shift: float = 0.1
+    height_shift: float = 0.1
+    shear: float = 0.1
+    zoom: float = 0.1
+    horizontal_flip: bool = True
+    fill_mode: str = "nearest"
+
+    def __post_init__(self):
+        for name in ("rotation", "width_shift", "height_shift", "shear", "zoom"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        if self.zoom >= 1:
+            raise ValueError(f"`zoom` must be < 1 (factors are 1 +/- zoom). Received: zoom={self.zoom}")
+        fill_modes = ("nearest", "reflect", "wrap", "constant")
+        if self.fill_mode not in fill_modes:
+            raise ValueError(f"`fill_mode` must be one of {fill_modes}. Received: fill_mode={self.fill_mode!r}")
+
+    @property
+    def is_identity(self) -> bool:
+        """True when every transform is switched off."""
+        return not (self.rotation or self.width_shift or self.height_shift or self.shear
+                    or self.zoom or self.horizontal_flip)
+
+
+#: The augmentation of the official RadImageNet Keras scripts.
+OFFICIAL = AugmentConfig()
+
+
+def sample_transform(config: AugmentConfig, seed) -> dict[str, tf.Tensor]:
+    """Draws one image's transform parameters from a stateless seed.
+
+    Args:
+        config: AugmentConfig. The ranges.
+        seed: int tensor of shape (2,). Stateless seed for this image.
+
+    Returns:
+        Dict of float32 scalars `theta` (degrees), `tx` (rows, as a fraction of the
+        height), `ty` (columns, fraction of the width), `shear` (degrees), `zx`,
+        `zy` (zoom factors), and `flip` (1.0 to flip left-right, else 0.0), the
+        parameter names of `ImageDataGenerator.get_random_transform`.
+    """
+    draws = tf.random.stateless_uniform((7,), seed=seed, minval=-1.0, maxval=1.0)
+    return {
+        "theta": draws[0] * config.rotation,
+        "tx": draws[1] * config.height_shift,
+        "ty": draws[2] * config.width_shift,
+        "shear": draws[3] * config.shear,
+        "zx": 1.0 + draws[4] * config.zoom,
+        "zy": 1.0 + draws[5] * config.zoom,
+        "flip": tf.cast(draws[6] > 0.0, tf.float32) * float(config.horizontal_flip),
+    }
+
+
+def transform_matrix(params: dict, height, width) -> tf.Tensor:
+    """The 3x3 matrix `ImageDataGenerator.apply_affine_transform` builds.
+
+    The matrix maps output pixel coordinates (x = column, y = row, 1) to input
+    coordinates, as `keras.ops.image.affine_transform` expects. Keras builds
+    rotation @ shift @ shear @ zoom, centres it with (height, width) in that order
+    (its own convention, kept for fidelity), then applies it to (row, col) arrays by
+    swapping axes twice; the two swaps cancel, so this matrix is used as is.
+
+    Args:
+        params: dict from `sample_transform` (shifts as fractions).
+        height: scalar. Image height in pixels.
+        width: scalar. Image width in pixels.
+
+    Returns:
+        float32 tensor of shape (3, 3).
+    """
+    height = tf.cast(height, tf.float32)
+    width = tf.cast(width, tf.float32)
+    theta = params["theta"] * (math.pi / 180.0)
+    shear = params["shear"] * (math.pi / 180.0)
+    tx = params["tx"] * height
+    ty = params["ty"] * width
+    zero, one = tf.constant(0.0), tf.constant(1.0)
+
+    def mat(rows):
+        return tf.stack([tf.stack(row) for row in rows])
+
+    rotation = mat([[tf.cos(theta), -tf.sin(theta), zero], [tf.sin(theta), tf.cos(theta), zero], [zero, zero, one]])
+    shift = mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
+    shear_m = mat([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
+    zoom = mat([[params["zx"], zero, zero], [zero, params["zy"], zero], [zero, zero, one]])
+    matrix = rotation @ shift @ shear_m @ zoom
+    o_x, o_y = height / 2.0 - 0.5, width / 2.0 - 0.5
+    offset = mat([[one, zero, o_x], [zero, one, o_y], [zero, zero, one]])
+    reset = mat([[one, zero, -o_x], [zero, one, -o_y], [zero, zero, one]])
+    return offset @ matrix @ reset
+
+
+def augment(image, seed, config: AugmentConfig = OFFICIAL):
+    """Applies the official random affine augmentation to one image.
+
+    Args:
+        image: float tensor of shape (H, W, C), any value range.
+        seed: int tensor of shape (2,). Stateless seed; the same seed gives the
+            same output.
+        config: AugmentConfig. Defaults to the official RadImageNet ranges.
+
+    Returns:
+        float32 tensor of shape (H, W, C).
+
+    Example:
+        >>> img = tf.random.uniform((32, 32, 3), maxval=255.0)
+        >>> out = augment(img, tf.constant([1, 2]))
+        >>> out.shape
+        TensorShape([32, 32, 3])
+    """
+    image = tf.convert_to_tensor(image, tf.float32)
+    if config.is_identity:
+        return image
+    params = sample_transform(config, seed)
+    shape = tf.shape(image)
+    matrix = transform_matrix(params, shape[0], shape[1])
+    flat = tf.reshape(matrix, (9,))[:8]  # a0 a1 a2 b0 b1 b2 c0 c1 (normalised: c2 == 1)
+    warped = keras.ops.image.affine_transform(
+        image[None], flat[None], interpolation="bilinear",
+        fill_mode=config.fill_mode, data_format="channels_last",
+    )[0]
+    return tf.cond(params["flip"] > 0.5, lambda: tf.reverse(warped, axis=[1]), lambda: warped)

@@ -1,0 +1,73 @@
+"""radtl.augmentation reproduces the official ImageDataGenerator transform, seeded."""
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import tensorflow as tf
+from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+from radtl import augmentation
+
+
+def _smooth_image(shape=(40, 48, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    return ndi.gaussian_filter(rng.uniform(0, 255, shape), (2, 2, 0)).astype("float32")
+
+
+@pytest.mark.parametrize("seed", [(1, 2), (3, 4), (7, 11), (100, 5)])
+def test_matches_keras_image_data_generator(seed):
+    """Same parameters -> same pixels as Keras' own `ImageDataGenerator.apply_transform`."""
+    image = _smooth_image()
+    params = {k: float(v) for k, v in augmentation.sample_transform(augmentation.OFFICIAL, tf.constant(seed)).items()}
+    ours = augmentation.augment(image, tf.constant(seed)).numpy()
+    reference = ImageDataGenerator().apply_transform(image, {
+        "theta": params["theta"], "tx": params["tx"] * image.shape[0], "ty": params["ty"] * image.shape[1],
+        "shear": params["shear"], "zx": params["zx"], "zy": params["zy"],
+        "flip_horizontal": params["flip"] > 0.5,
+    })
+    assert ours.shape == image.shape
+    np.testing.assert_allclose(ours, reference, atol=1e-3)
+    assert np.abs(ours - image).mean() > 0.1  # it did transform the image
+
+
+def test_parameters_stay_in_official_ranges_and_cover_them():
+    draws = [augmentation.sample_transform(augmentation.OFFICIAL, tf.constant([i, 0])) for i in range(300)]
+    theta = np.array([float(d["theta"]) for d in draws])
+    zx = np.array([float(d["zx"]) for d in draws])
+    zy = np.array([float(d["zy"]) for d in draws])
+    flips = np.array([float(d["flip"]) for d in draws])
+    assert theta.min() >= -10 and theta.max() <= 10 and theta.max() - theta.min() > 15
+    assert zx.min() >= 0.9 and zx.max() <= 1.1
+    assert not np.allclose(zx, zy)  # independent row/column zoom, as ImageDataGenerator
+    assert 0.35 < flips.mean() < 0.65
+
+
+def test_same_seed_same_output_and_different_seed_differs():
+    image = _smooth_image()
+    a = augmentation.augment(image, tf.constant([5, 6])).numpy()
+    b = augmentation.augment(image, tf.constant([5, 6])).numpy()
+    c = augmentation.augment(image, tf.constant([5, 7])).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1.0
+
+
+def test_switched_off_transforms_are_identity():
+    image = _smooth_image()
+    off = augmentation.AugmentConfig(rotation=0, width_shift=0, height_shift=0, shear=0, zoom=0,
+                                     horizontal_flip=False)
+    assert off.is_identity
+    np.testing.assert_array_equal(augmentation.augment(image, tf.constant([1, 2]), off).numpy(), image)
+    flip_only = augmentation.AugmentConfig(rotation=0, width_shift=0, height_shift=0, shear=0, zoom=0)
+    outs = [augmentation.augment(image, tf.constant([i, 3]), flip_only).numpy() for i in range(8)]
+    for out in outs:  # each output is either the image or its mirror image
+        assert np.array_equal(out, image) or np.allclose(out, image[:, ::-1], atol=1e-4)
+    assert any(not np.array_equal(out, image) for out in outs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rotation": -1}, "rotation"),
+    ({"zoom": 1.5}, "zoom"),
+    ({"fill_mode": "mirror"}, "fill_mode"),
+])
+def test_bad_config_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        augmentation.AugmentConfig(**kwargs)
