@@ -1,0 +1,131 @@
+"""Tests of the radimagenet_breast builder: dummy data, the BUSI layout, the official folds, the CLI."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfds_builders import radimagenet_common as common
+from tfds_builders import radimagenet_testing as rt
+from tfds_builders.radimagenet_breast import radimagenet_breast_dataset_builder as breast
+
+SPEC = breast.SPLIT_LISTS
+SHIPPED = rt.read_folds(breast.SPLITS_DIR, SPEC)  # The official lists, read with `csv`.
+FOLDER = pathlib.Path(breast.__file__).parent
+
+
+class RadimagenetBreastTest(tfds.testing.DatasetBuilderTestCase):
+    """Builds `dummy_data/` (the RadImageNet `breast/` layout with its own dataframe/)."""
+
+    DATASET_CLASS = breast.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["fold1", "fold3"]
+    SPLITS = {"train": 6, "val": 2, "test": 2}
+
+
+def _images(rows, size=8):
+    """Synthetic pixels per filename; every other image RGB, the rest greyscale."""
+    return {
+        f: rt.synthetic_image(f, size, channels=3 if i % 2 else 1)
+        for i, f in enumerate(sorted(rows))
+    }
+
+
+@pytest.mark.parametrize("busi_root", ["parent", "itself"])
+def test_busi_download_gives_the_same_examples_as_the_radimagenet_layout(
+    tmp_path, monkeypatch, busi_root
+):
+    # Official fold-1 membership cut to 4 files per split, as the shipped lists.
+    folds = {1: {split: rows[:4] for split, rows in SHIPPED[1].items()}}
+    rt.write_split_lists(tmp_path / "splits", SPEC, folds)
+    monkeypatch.setattr(breast, "SPLITS_DIR", tmp_path / "splits")
+    images = _images(rt.all_rows(folds))
+    radimagenet = rt.write_radimagenet_layout(tmp_path / "breast", images)
+    busi = rt.write_busi_layout(tmp_path / "busi", images)
+    assert any(busi.glob("*/* (*)_mask_1.png"))  # Masks are there, and ignored.
+    from_png = rt.build(breast.Builder, radimagenet, tmp_path / "d1")
+    from_busi = rt.build(
+        breast.Builder, tmp_path / "busi" if busi_root == "parent" else busi, tmp_path / "d2"
+    )
+    for split, rows in folds[1].items():
+        png, orig = rt.examples_by_filename(from_png, split), rt.examples_by_filename(from_busi, split)
+        assert sorted(png) == sorted(orig) == sorted(f for f, _ in rows)
+        for filename, label in rows:
+            pixels = images[filename]
+            rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+            np.testing.assert_array_equal(png[filename]["image"], rgb)
+            np.testing.assert_array_equal(orig[filename]["image"], rgb)
+            assert png[filename]["label"] == orig[filename]["label"] == SPEC.label_names.index(label)
+            stem = filename[len("images/"):-len(".png")]
+            assert png[filename]["exam_id"] == orig[filename]["exam_id"] == stem.encode()
+
+
+def test_busi_layout_rejects_names_it_cannot_locate(tmp_path, monkeypatch):
+    rows = [("images/benign (1).png", "benign"), ("images/cyst (1).png", "benign")]
+    folds = {1: {"train": rows, "val": [("images/malignant (1).png", "malignant")],
+                 "test": [("images/normal (1).png", "benign")]}}
+    rt.write_split_lists(tmp_path / "splits", SPEC, folds)
+    monkeypatch.setattr(breast, "SPLITS_DIR", tmp_path / "splits")
+    rt.write_busi_layout(tmp_path / "busi", _images(rt.all_rows(folds)))
+    with pytest.raises(
+        common.ManualDataError,
+        match=r"'images/cyst \(1\).png' cannot be located in Dataset_BUSI_with_GT/: "
+        r"expected a name `<benign\|malignant\|normal> \(n\).png`",
+    ):
+        rt.build(breast.Builder, tmp_path / "busi", tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """Every file of the shipped lists as a tiny image, in both layouts."""
+    root = tmp_path_factory.mktemp("breast_full")
+    images = _images(rt.all_rows(SHIPPED), size=4)
+    rt.write_radimagenet_layout(root / "breast", images)  # No dataframe/: shipped lists.
+    rt.write_busi_layout(root, images)
+    return root
+
+
+@pytest.mark.parametrize("fold", range(1, 6))
+def test_every_fold_has_the_official_membership(full, fold):
+    assert len(rt.all_rows(SHIPPED)) == 780
+    builder = rt.build(breast.Builder, full / "breast", full / "data", f"fold{fold}")
+    seen = set()
+    for split, rows in SHIPPED[fold].items():
+        examples = rt.examples_by_filename(builder, split)
+        assert builder.info.splits[split].num_examples == len(rows)
+        assert {f: SPEC.label_names[e["label"]] for f, e in examples.items()} == dict(rows)
+        assert not seen & examples.keys()
+        seen |= examples.keys()
+    assert len(seen) == 780
+
+
+def test_both_layouts_give_identical_examples_for_the_official_fold1(full):
+    from_png = rt.build(breast.Builder, full / "breast", full / "data", "fold1")  # Reused if built.
+    from_busi = rt.build(breast.Builder, full / "Dataset_BUSI_with_GT", full / "data_busi", "fold1")
+    for split in common.SPLIT_NAMES:
+        png, busi = rt.examples_by_filename(from_png, split), rt.examples_by_filename(from_busi, split)
+        assert sorted(png) == sorted(busi) and len(png) == len(SHIPPED[1][split])
+        for filename in png:
+            np.testing.assert_array_equal(png[filename]["image"], busi[filename]["image"])
+            assert png[filename]["label"] == busi[filename]["label"]
+            assert png[filename]["exam_id"] == busi[filename]["exam_id"]
+
+
+def test_tfds_build_command_line(tmp_path):
+    """`tfds build <folder> --manual_dir --data_dir --config`, offline, then `tfds.load`."""
+    tfds_cli = pathlib.Path(sys.executable).parent / "tfds"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [str(tfds_cli), "build", str(FOLDER), f"--manual_dir={FOLDER / 'dummy_data'}",
+         f"--data_dir={tmp_path}", "--config=fold1"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    splits = tfds.load("radimagenet_breast/fold1", data_dir=str(tmp_path), download=False)
+    dummy = rt.read_folds(FOLDER / "dummy_data" / "dataframe", SPEC)[1]
+    for split, rows in dummy.items():
+        filenames = {e["filename"].decode() for e in tfds.as_numpy(splits[split])}
+        assert filenames == {f for f, _ in rows}
