@@ -1,0 +1,541 @@
+"""Backbone registry: the CNNs radtl fine-tunes, as data, and their construction.
+
+Each registered backbone is a frozen `BackboneSpec` (pure data): its
+`keras.applications` constructor, the weight files it can load (RadImageNet and/or
+ImageNet, described in `weights/manifest.json`), its minimum input size, its native
+preprocessing and its block groups (the stages fine-tuning schedules unfreeze).
+
+| name | RadImageNet file | native preprocessing | min size |
+|---|---|---|---|
+| `resnet50` | `RadImageNet-ResNet50_notop.h5` | caffe | 32 |
+| `densenet121` | `RadImageNet-DenseNet121_notop.h5` | torch | 32 |
+| `inception_v3` | `RadImageNet-InceptionV3_notop.h5` | tf | 75 |
+| `inception_resnet_v2` | `RadImageNet-IRV2_notop.h5` | tf | 75 |
+| `vgg16`, `vgg19` | (ImageNet only) | caffe | 32 |
+| `mobilenet_v2` | (ImageNet only) | tf | 32 |
+| `efficientnet_b0`, `convnext_tiny` | (ImageNet only) | none (built into the model) | 32 |
+
+`load_backbone` always builds the architecture with `weights=None` and then loads the
+weight file itself through `radtl.weights.load_into`, which checks the file against the
+architecture and verifies that every layer with weights received the file's values.
+
+Layer names are canonical: Keras numbers automatically named layers (`conv2d_57`) with a
+process-wide counter, so InceptionV3 / InceptionResNetV2 built twice in one process get
+different names. `load_backbone` renames such layers to the names a fresh process gives
+(`conv2d`, `conv2d_1`, ... in topological order), so block-group patterns and saved
+models are reproducible.
+
+Example:
+
+```python
+from radtl import backbones
+
+backbone = backbones.load_backbone("resnet50", weights=None, input_shape=(64, 64, 3))
+backbone.name                      # "resnet50"; output shape (batch, 2048)
+[name for name, _ in backbones.block_groups(backbone)]
+# ["stem", "conv2", "conv3", "conv4", "conv5"]
+```
+"""
+import dataclasses
+import math
+import os
+import re
+
+import keras
+from keras.src.utils.naming import to_snake_case
+
+from radtl import weights as weights_lib
+
+# Values of `weights` that name a pretraining source (anything else must be a file path).
+SOURCES = ("radimagenet", "imagenet")
+POOLINGS = ("avg", "max", None)
+NATIVE_PREPROCESSING = ("caffe", "torch", "tf", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """One registered backbone (pure data).
+
+    Attributes:
+        name: str. Registry name; also the Keras `.name` of the built model.
+        constructor: str. Attribute of `keras.applications` that builds it.
+        preprocess_module: str. `keras.applications` submodule whose `preprocess_input`
+            is the native preprocessing (e.g. "resnet50").
+        preprocessing: str. Native preprocessing mode of the ImageNet weights: "caffe",
+            "torch", "tf", or "none" (the model normalises its [0, 255] input itself).
+        min_input_size: int. Smallest accepted height/width in pixels.
+        block_groups: tuple of (group_name, layer_name_regex), ordered input -> output.
+            Every layer with weights matches exactly one pattern (`re.fullmatch`).
+        imagenet_file: str. Keras' no-top ImageNet file name (`weights/manifest.json`).
+        radimagenet_file: str or None. Official RadImageNet file name, if one exists.
+        imagenet_extra_scale: None, or (layer_name, per-channel factors): Keras inserts
+            `Rescaling(factors)` after that layer only when it builds the model with
+            `weights="imagenet"` (EfficientNet; tensorflow/tensorflow#49930). radtl builds
+            with `weights=None` and inserts the same layer for ImageNet weights.
+        description: str. One line for listings.
+    """
+
+    name: str
+    constructor: str
+    preprocess_module: str
+    preprocessing: str
+    min_input_size: int
+    block_groups: tuple
+    imagenet_file: str
+    radimagenet_file: str = None
+    imagenet_extra_scale: tuple = None
+    description: str = ""
+
+    @property
+    def sources(self):
+        """Pretraining sources with a weight file for this backbone."""
+        files = {"imagenet": self.imagenet_file, "radimagenet": self.radimagenet_file}
+        return tuple(source for source in SOURCES if files[source])
+
+    def weight_file(self, source):
+        """Registered file name for `source` ("radimagenet" or "imagenet")."""
+        check_source(self, source)
+        return self.radimagenet_file if source == "radimagenet" else self.imagenet_file
+
+
+def _numbered(first, last, prefixes=("conv2d", "batch_normalization")):
+    """Regex for canonical auto-named layers `<prefix>`, `<prefix>_<i>`, i in [first, last].
+
+    Index 0 is the unsuffixed name, as Keras names the first such layer of a process.
+    """
+    suffixes = "|".join(("" if i == 0 else f"_{i}") for i in range(first, last + 1))
+    return f"(?:{'|'.join(prefixes)})(?:{suffixes})"
+
+
+def _either(*patterns):
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+# Auto-named conv/BN index ranges were read off the canonical Keras 3.15 graphs; the
+# test suite checks that groups cover every weighted layer once, in topological order.
+_INCEPTION_V3_GROUPS = (
+    ("stem", _numbered(0, 4)),           # 3 convs at 1/2, 2 at 1/4, 1/8 resolution
+    ("inception_a", _numbered(5, 25)),   # mixed0-mixed2 (35 x 35 at 299 px)
+    ("reduction_a", _numbered(26, 29)),  # mixed3
+    ("inception_b", _numbered(30, 69)),  # mixed4-mixed7 (17 x 17)
+    ("reduction_b", _numbered(70, 75)),  # mixed8
+    ("inception_c", _numbered(76, 93)),  # mixed9-mixed10 (8 x 8)
+)
+_INCEPTION_RESNET_V2_GROUPS = (
+    ("stem", _numbered(0, 11)),  # stem convs and mixed_5b
+    ("block35", _either(_numbered(12, 71), r"block35_\d+_conv")),
+    ("reduction_a", _numbered(72, 75)),  # mixed_6a
+    ("block17", _either(_numbered(76, 155), r"block17_\d+_conv")),
+    ("reduction_b", _numbered(156, 162)),  # mixed_7a
+    ("block8", _either(_numbered(163, 202), r"block8_\d+_conv", r"conv_7b(?:_bn)?")),
+)
+
+
+def _vgg_groups(num_blocks=5):
+    return tuple((f"block{i}", rf"block{i}_.*") for i in range(1, num_blocks + 1))
+
+
+def _convnext_groups(name):
+    stages = [("stem", rf"{name}_stem")]
+    for i in range(4):
+        parts = [rf"{name}_stage_{i}_.*"]
+        if i:
+            parts.append(rf"{name}_downsampling_block_{i - 1}")
+        if i == 3:
+            parts.append(r"layer_normalization")  # the norm after global pooling
+        stages.append((f"stage_{i}", _either(*parts)))
+    return tuple(stages)
+
+
+# 1 / sqrt(ImageNet RGB std), as in keras/src/applications/efficientnet.py.
+_EFFICIENTNET_IMAGENET_SCALE = (
+    "normalization", tuple(1.0 / math.sqrt(s) for s in (0.229, 0.224, 0.225))
+)
+
+_REGISTRY = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            name="resnet50",
+            constructor="ResNet50",
+            preprocess_module="resnet50",
+            preprocessing="caffe",
+            min_input_size=32,
+            block_groups=(
+                ("stem", r"(?:conv1|pool1)_.*"),
+                ("conv2", r"conv2_.*"),
+                ("conv3", r"conv3_.*"),
+                ("conv4", r"conv4_.*"),
+                ("conv5", r"conv5_.*"),
+            ),
+            imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            radimagenet_file="RadImageNet-ResNet50_notop.h5",
+            description="ResNet50 v1 (He et al. 2016), 2048 features",
+        ),
+        BackboneSpec(
+            name="densenet121",
+            constructor="DenseNet121",
+            preprocess_module="densenet",
+            preprocessing="torch",
+            min_input_size=32,
+            block_groups=(
+                ("stem", r"conv1_.*"),
+                ("conv2", r"(?:conv2|pool2)_.*"),  # dense block 1 + transition 1
+                ("conv3", r"(?:conv3|pool3)_.*"),
+                ("conv4", r"(?:conv4|pool4)_.*"),
+                ("conv5", r"conv5_.*|bn"),        # dense block 4 + final BN
+            ),
+            imagenet_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            radimagenet_file="RadImageNet-DenseNet121_notop.h5",
+            description="DenseNet121 (Huang et al. 2017), 1024 features",
+        ),
+        BackboneSpec(
+            name="inception_v3",
+            constructor="InceptionV3",
+            preprocess_module="inception_v3",
+            preprocessing="tf",
+            min_input_size=75,
+            block_groups=_INCEPTION_V3_GROUPS,
+            imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            radimagenet_file="RadImageNet-InceptionV3_notop.h5",
+            description="InceptionV3 (Szegedy et al. 2016), 2048 features",
+        ),
+        BackboneSpec(
+            name="inception_resnet_v2",
+            constructor="InceptionResNetV2",
+            preprocess_module="inception_resnet_v2",
+            preprocessing="tf",
+            min_input_size=75,
+            block_groups=_INCEPTION_RESNET_V2_GROUPS,
+            imagenet_file=(
+                "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            ),
+            radimagenet_file="RadImageNet-IRV2_notop.h5",
+            description="InceptionResNetV2 (Szegedy et al. 2017), 1536 features",
+        ),
+        BackboneSpec(
+            name="vgg16",
+            constructor="VGG16",
+            preprocess_module="vgg16",
+            preprocessing="caffe",
+            min_input_size=32,
+            block_groups=_vgg_groups(),
+            imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            description="VGG16 (Simonyan & Zisserman 2015), 512 features",
+        ),
+        BackboneSpec(
+            name="vgg19",
+            constructor="VGG19",
+            preprocess_module="vgg19",
+            preprocessing="caffe",
+            min_input_size=32,
+            block_groups=_vgg_groups(),
+            imagenet_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            description="VGG19 (Simonyan & Zisserman 2015), 512 features",
+        ),
+        BackboneSpec(
+            name="mobilenet_v2",
+            constructor="MobileNetV2",
+            preprocess_module="mobilenet_v2",
+            preprocessing="tf",
+            min_input_size=32,
+            block_groups=(
+                ("stem", r"Conv1|bn_Conv1|expanded_conv_.*"),  # 1/2 resolution
+                ("stage2", r"block_[12]_.*"),                  # 1/4
+                ("stage3", r"block_[3-5]_.*"),                 # 1/8
+                ("stage4", r"block_(?:[6-9]|1[0-2])_.*"),      # 1/16
+                ("stage5", r"block_1[3-6]_.*|Conv_1(?:_bn)?"),  # 1/32 + last 1x1 conv
+            ),
+            # The 224-px file; radtl uses it for every input size.
+            imagenet_file=(
+                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+            ),
+            description="MobileNetV2 alpha=1.0 (Sandler et al. 2018), 1280 features",
+        ),
+        BackboneSpec(
+            name="efficientnet_b0",
+            constructor="EfficientNetB0",
+            preprocess_module="efficientnet",
+            preprocessing="none",
+            min_input_size=32,
+            block_groups=(
+                ("stem", r"normalization|rescaling(?:_\d+)?|stem_.*"),
+                *((f"block{i}", rf"block{i}[a-z]_.*") for i in range(1, 8)),
+                ("top", r"top_.*"),
+            ),
+            imagenet_file="efficientnetb0_notop.h5",
+            imagenet_extra_scale=_EFFICIENTNET_IMAGENET_SCALE,
+            description="EfficientNetB0 (Tan & Le 2019), 1280 features",
+        ),
+        BackboneSpec(
+            name="convnext_tiny",
+            constructor="ConvNeXtTiny",
+            preprocess_module="convnext",
+            preprocessing="none",
+            min_input_size=32,
+            block_groups=_convnext_groups("convnext_tiny"),
+            imagenet_file="convnext_tiny_notop.h5",
+            description="ConvNeXt-Tiny (Liu et al. 2022), 768 features",
+        ),
+    )
+}
+
+
+def names():
+    """Registered backbone names, in registry order."""
+    return list(_REGISTRY)
+
+
+def radimagenet_names():
+    """Backbones with an official RadImageNet weight file."""
+    return [name for name, spec in _REGISTRY.items() if spec.radimagenet_file]
+
+
+def get(name):
+    """Return the `BackboneSpec` registered as `name`.
+
+    Raises:
+        ValueError: `name` is not registered; the message lists the valid names.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown backbone. `name` must be one of {names()}. Received: name={name!r}"
+        )
+    return _REGISTRY[name]
+
+
+def check_source(spec, weights):
+    """Validate `weights` for `spec` and return its kind.
+
+    Args:
+        spec: BackboneSpec.
+        weights: "radimagenet", "imagenet", None, or a path (str / os.PathLike) to a
+            legacy Keras HDF5 file.
+
+    Returns:
+        "radimagenet", "imagenet", None, or "file".
+
+    Raises:
+        ValueError: an unknown source string, or a source without a file for `spec`.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, os.PathLike):
+        return "file"
+    if not isinstance(weights, str):
+        raise ValueError(
+            f"`weights` must be one of {list(SOURCES)}, None, or the path to a .h5 file. "
+            f"Received: weights={weights!r} (of type {type(weights).__name__})"
+        )
+    if weights in SOURCES:
+        if weights not in spec.sources:
+            raise ValueError(
+                f"`weights={weights!r}` is not available for `{spec.name}`: it has "
+                f"{list(spec.sources)}. Backbones with RadImageNet weights: "
+                f"{radimagenet_names()}. "
+                f"Received: name={spec.name!r}, weights={weights!r}"
+            )
+        return weights
+    if weights.lower().endswith((".h5", ".hdf5")) or os.sep in weights:
+        return "file"
+    raise ValueError(
+        f"`weights` must be one of {list(SOURCES)}, None, or the path to a .h5 file. "
+        f"Received: weights={weights!r}"
+    )
+
+
+def _check_input_shape(spec, input_shape, pretrained):
+    shape = tuple(input_shape)
+    if len(shape) != 3 or any(not isinstance(d, int) for d in shape):
+        raise ValueError(
+            "`input_shape` must be (height, width, channels) integers. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if min(shape[:2]) < spec.min_input_size:
+        raise ValueError(
+            f"`{spec.name}` needs height and width >= {spec.min_input_size} px. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if pretrained and shape[2] != 3:
+        raise ValueError(
+            f"Pretrained `{spec.name}` weights expect 3 input channels; repeat greyscale "
+            f"images to RGB. Received: input_shape={input_shape!r}"
+        )
+    return shape
+
+
+def canonicalize_layer_names(model):
+    """Rename automatically named layers to the names a fresh Keras process gives.
+
+    A layer counts as automatically named when its name is the snake-case class name,
+    optionally with `_<n>` (`conv2d_57`). Such layers are renamed `<prefix>`,
+    `<prefix>_1`, ... in the order of `model.layers`. Explicitly named layers are kept.
+
+    Args:
+        model: keras.Model, modified in place.
+
+    Returns:
+        The same model.
+    """
+    counts = {}
+    for layer in model.layers:
+        prefix = to_snake_case(type(layer).__name__)
+        if re.fullmatch(rf"{re.escape(prefix)}(?:_\d+)?", layer.name):
+            index = counts.get(prefix, 0)
+            counts[prefix] = index + 1
+            layer.name = prefix if index == 0 else f"{prefix}_{index}"
+    return model
+
+
+def _insert_scale(model, layer_name, factors):
+    """Clone `model` (sharing its layers) with `Rescaling(factors)` after `layer_name`."""
+    scale = keras.layers.Rescaling(list(factors), name=f"{layer_name}_imagenet_scale")
+
+    def call(layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        return scale(outputs) if layer.name == layer_name else outputs
+
+    inputs = keras.Input(batch_shape=model.input_shape, name=model.layers[0].name)
+    clone = keras.models.clone_model(
+        model, input_tensors=inputs, clone_function=lambda layer: layer,
+        call_function=call,
+    )
+    clone.name = model.name
+    return clone
+
+
+def build(spec, input_shape=(224, 224, 3), pooling="avg", source=None):
+    """Build `spec`'s architecture without top, randomly initialised, canonically named.
+
+    Args:
+        spec: BackboneSpec.
+        input_shape: (H, W, C) ints. Defaults to (224, 224, 3).
+        pooling: "avg", "max" or None (4-D feature map output). Defaults to "avg".
+        source: the weights that will be loaded ("imagenet" adds the layers Keras adds
+            for ImageNet weights, see `BackboneSpec.imagenet_extra_scale`).
+
+    Returns:
+        keras.Model named `spec.name`; output (batch, F) when pooled.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"`pooling` must be one of {list(POOLINGS)}. Received: pooling={pooling!r}"
+        )
+    constructor = getattr(keras.applications, spec.constructor)
+    model = constructor(
+        include_top=False,
+        weights=None,
+        input_shape=tuple(input_shape),
+        pooling=pooling,
+        name=spec.name,
+    )
+    canonicalize_layer_names(model)
+    if source == "imagenet" and spec.imagenet_extra_scale:
+        model = _insert_scale(model, *spec.imagenet_extra_scale)
+    return model
+
+
+def load_backbone(
+    name,
+    weights="radimagenet",
+    *,
+    input_shape=(224, 224, 3),
+    pooling="avg",
+    weights_dir=None,
+    sha256=None,
+):
+    """Build a registered backbone without top and load verified weights into it.
+
+    RadImageNet and ImageNet files are looked up (in order) in `weights_dir`,
+    `$RADTL_WEIGHTS_DIR`, the repository's `weights/` folder and `~/.keras/models`
+    (`$KERAS_HOME/models`). ImageNet files missing everywhere are downloaded through
+    `keras.utils.get_file` into the Keras cache, as `keras.applications` does.
+    After loading, every layer with weights is compared with the file's arrays.
+
+    Args:
+        name: str. Registry name, one of `names()`.
+        weights: "radimagenet" (the official RadImageNet file), "imagenet",
+            None (random initialisation) or a path to a legacy Keras HDF5 file (loaded
+            into the plain graph: pass "imagenet" for Keras' EfficientNet ImageNet
+            file, whose graph differs). Defaults to "radimagenet".
+        input_shape: (H, W, C) ints, H and W >= the spec's `min_input_size`.
+            Defaults to (224, 224, 3).
+        pooling: "avg", "max" or None. Defaults to "avg".
+        weights_dir: str or Path, searched first for weight files. Defaults to None.
+        sha256: str. Pin the file's SHA-256: a mismatch is an error. Defaults to None
+            (the manifest's hash, if any, is checked; third-party hashes only warn).
+
+    Returns:
+        keras.Model named `name`, input (batch, H, W, C) float, output (batch, F)
+        when pooled.
+
+    Raises:
+        ValueError: unknown `name`, bad `weights` value or input shape.
+        radtl.weights.WeightsNotFoundError: the weight file is missing.
+        radtl.weights.WeightsError: the file is unreadable, of another architecture,
+            or does not match a pinned checksum.
+        radtl.weights.WeightsDownloadError: an ImageNet download failed.
+
+    Example:
+
+    ```python
+    backbone = load_backbone("densenet121", weights=None, input_shape=(32, 32, 3))
+    ```
+    """
+    spec = get(name)
+    source = check_source(spec, weights)
+    shape = _check_input_shape(spec, input_shape, pretrained=source is not None)
+    path, size = None, None
+    if source in SOURCES:
+        filename = spec.weight_file(source)
+        path = weights_lib.resolve(filename, weights_dir=weights_dir, sha256=sha256)
+        size = weights_lib.manifest(weights_dir).entry(filename).size
+    elif source == "file":
+        path = weights_lib.check_file(weights, sha256=sha256)
+    model = build(spec, shape, pooling, source)
+    if path is not None:
+        weights_lib.load_into(model, path, expected_size=size)
+    return model
+
+
+def _first(items, count=5):
+    return ", ".join(items[:count]) + (", ..." if len(items) > count else "") or "none"
+
+
+def block_groups(backbone, spec=None):
+    """Resolve `spec.block_groups` on a built backbone.
+
+    Args:
+        backbone: keras.Model built by `load_backbone` (canonical layer names).
+        spec: BackboneSpec. Defaults to `get(backbone.name)`.
+
+    Returns:
+        list of (group_name, [layers with weights]) ordered input -> output; every
+        layer with weights appears in exactly one group.
+
+    Raises:
+        ValueError: a layer with weights matches no group or several groups.
+    """
+    spec = spec or get(backbone.name)
+    patterns = [(group, re.compile(regex)) for group, regex in spec.block_groups]
+    groups = {group: [] for group, _ in spec.block_groups}
+    unmatched, ambiguous = [], []
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        hits = [group for group, pattern in patterns if pattern.fullmatch(layer.name)]
+        if len(hits) == 1:
+            groups[hits[0]].append(layer)
+        elif hits:
+            ambiguous.append(f"{layer.name} ({', '.join(hits)})")
+        else:
+            unmatched.append(layer.name)
+    if unmatched or ambiguous:
+        raise ValueError(
+            f"Block groups of `{spec.name}` must hold every layer with weights exactly "
+            f"once. In no group ({len(unmatched)}): {_first(unmatched)}; in several "
+            f"groups ({len(ambiguous)}): {_first(ambiguous)}. Build the backbone with "
+            "`radtl.backbones.load_backbone` (canonical layer names), or fix the "
+            f"patterns of `{spec.name}`. Received: backbone.name={backbone.name!r}"
+        )
+    return list(groups.items())
