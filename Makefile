@@ -23,7 +23,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q --run-slow $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) cli.py data info synthetic_lesions --fold 1
+	$(PY) cli.py train --config configs/runs/demo.yaml
 
 bench: $(STAMP)
 	$(PY) benchmarks/input_pipeline.py

@@ -20,6 +20,7 @@ and a clear error gives the exact command when they are missing.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -34,13 +35,15 @@ import tensorflow_datasets as tfds
 
 from radtl import augmentation
 
-__all__ = ["DatasetSpec", "DatasetNotBuiltError", "names", "get", "builder", "build", "load", "counts"]
+__all__ = ["DatasetSpec", "DatasetNotBuiltError", "names", "get", "builder", "build", "load", "counts",
+           "decode_image", "class_names"]
 
 logger = logging.getLogger(__name__)
 
 _BUILDERS_DIR = Path(__file__).resolve().parent.parent / "tfds_builders"
 NUM_FOLDS = 5
 SPLITS = ("train", "val", "test")
+_PIPELINE_GLOBAL_SEED = 0x5EED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,12 +170,46 @@ def _prepared_builder(name: str, fold: int, data_dir) -> tfds.core.DatasetBuilde
     )
 
 
+@contextlib.contextmanager
+def _only_seed_matters():
+    """Makes seeded tf.data ops independent of TensorFlow's global seed.
+
+    `Dataset.shuffle(seed=s)` and `Dataset.random(seed=s)` combine `s` with the global
+    seed (`tf.random.set_seed`), so the same `load(seed=s)` would give another order
+    after someone sets the global seed. Inside this context the global seed is a
+    constant; the caller's global seed is restored afterwards.
+    """
+    from tensorflow.python.eager import context  # TF has no public getter
+
+    previous = context.global_seed()
+    tf.random.set_seed(_PIPELINE_GLOBAL_SEED)
+    try:
+        yield
+    finally:
+        tf.random.set_seed(previous)
+
+
+def decode_image(encoded, image_size: int, method: str = "bilinear") -> tf.Tensor:
+    """Decodes a PNG/JPEG (greyscale replicated to RGB) and resizes it.
+
+    Args:
+        encoded: scalar string tensor, the file's bytes.
+        image_size: int. Output height and width in pixels.
+        method: str. `tf.image.resize` method. Defaults to "bilinear".
+
+    Returns:
+        uint8 tensor of shape (image_size, image_size, 3).
+    """
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.image.resize(image, (image_size, image_size), method=method)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
 def _decode_and_resize(image_size: int, method: str):
     def fn(example):
-        image = tf.io.decode_png(example["image"], channels=3)
-        image = tf.image.resize(image, (image_size, image_size), method=method)
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        return {"image": image, "label": tf.cast(example["label"], tf.int32), "filename": example["filename"]}
+        return {"image": decode_image(example["image"], image_size, method),
+                "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
+                "exam_id": example["exam_id"]}
 
     return fn
 
@@ -191,7 +228,7 @@ def load(
     shuffle: bool | None = None,
     cache: bool = True,
     resize_method: str = "bilinear",
-    with_filenames: bool = False,
+    with_metadata: bool = False,
 ) -> tf.data.Dataset:
     """A batched, prefetched `tf.data.Dataset` of one split of one fold.
 
@@ -215,9 +252,10 @@ def load(
             Defaults to True.
         resize_method: str. `tf.image.resize` method. Defaults to "bilinear"; the
             official Keras scripts load with "nearest".
-        with_filenames: bool. Yield `(images, labels, filenames)` instead (for
-            prediction files; not for `fit`, which reads a third element as sample
-            weights). Defaults to False.
+        with_metadata: bool. Yield `(images, labels, metadata)` instead, where
+            metadata is a dict of string tensors `filename` and `exam_id`, shape (B,)
+            (for prediction files; not for `fit`, which reads a third element as
+            sample weights). Defaults to False.
 
     Returns:
         `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,).
@@ -251,13 +289,14 @@ def load(
     ds = ds.map(_decode_and_resize(image_size, resize_method), num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
-    if shuffle:
-        num_examples = int(b.info.splits[split].num_examples)
-        ds = ds.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
-    if augment:
+    with _only_seed_matters():
+        if shuffle:
+            num_examples = int(b.info.splits[split].num_examples)
+            ds = ds.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
         # One stateless seed pair per image and epoch, from a seeded stream that
         # differs (deterministically) on every iteration over the dataset.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    if augment:
         ds = tf.data.Dataset.zip(ds, seeds)
         config = augment
 
@@ -272,8 +311,8 @@ def load(
         image = tf.cast(example["image"], tf.float32)
         if preprocessing is not None:
             image = preprocessing(image)
-        if with_filenames:
-            return image, example["label"], example["filename"]
+        if with_metadata:
+            return image, example["label"], {"filename": example["filename"], "exam_id": example["exam_id"]}
         return image, example["label"]
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
@@ -296,3 +335,8 @@ def counts(name: str, fold: int = 1, *, data_dir=None) -> pd.DataFrame:
         rows[split] = dict(zip(class_names, per_class.tolist()), total=int(len(labels)))
     order = [s for s in SPLITS if s in rows] + [s for s in rows if s not in SPLITS]
     return pd.DataFrame.from_dict(rows, orient="index").loc[order]
+
+
+def class_names(name: str, fold: int = 1, *, data_dir=None) -> list[str]:
+    """The class names of a dataset, in label order (builds embedded datasets)."""
+    return list(_prepared_builder(name, fold, data_dir).info.features["label"].names)

@@ -46,8 +46,8 @@ def test_batches_have_the_documented_shapes_dtypes_and_counts(data_dir):
 
 def test_unshuffled_split_follows_tfds_order_and_yields_the_stored_pixels(data_dir):
     ds = radtl.data.load("synthetic_lesions", "test", image_size=128, batch_size=4, data_dir=data_dir,
-                         with_filenames=True)
-    ours = [(f.decode(), y) for _, ys, fs in ds.as_numpy_iterator() for f, y in zip(fs, ys)]
+                         with_metadata=True)
+    ours = [(f.decode(), y) for _, ys, meta in ds.as_numpy_iterator() for f, y in zip(meta["filename"], ys)]
     reference = tfds.load("synthetic_lesions/fold1", split="test", data_dir=data_dir)
     expected = [(e["filename"].decode(), e["label"]) for e in reference.as_numpy_iterator()]
     assert ours == expected
@@ -68,6 +68,31 @@ def test_same_seed_gives_the_same_batches_epoch_after_epoch(data_dir):
     assert not np.array_equal(first[0][0][0], first[1][0][0])
     other = _epochs(make(4), 1)
     assert not np.array_equal(first[0][0][0], other[0][0][0])
+
+
+def test_the_stream_depends_on_seed_only_not_on_the_global_tf_seed(data_dir):
+    import tensorflow as tf
+
+    def first_epoch():
+        ds = radtl.data.load("synthetic_lesions", "train", image_size=SIZE, batch_size=32, augment=True, seed=7,
+                             data_dir=data_dir)
+        return _epochs(ds, 1)[0]
+
+    tf.random.set_seed(None)
+    unset = first_epoch()
+    tf.random.set_seed(123)
+    try:
+        _assert_same_stream(unset, first_epoch())
+        assert tf.random.uniform((), seed=1).numpy() == _after_set_seed(123)  # global seed left as set
+    finally:
+        tf.random.set_seed(None)
+
+
+def _after_set_seed(value):
+    import tensorflow as tf
+
+    tf.random.set_seed(value)
+    return tf.random.uniform((), seed=1).numpy()
 
 
 def test_augmentation_changes_pixels_but_not_labels_or_membership(data_dir):

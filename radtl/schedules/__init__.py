@@ -44,6 +44,8 @@ history.history["stage"]  # [0, 1]
 ```
 """
 
+import inspect
+
 from radtl.schedules import optimizers
 from radtl.schedules import rules
 from radtl.schedules.auto_rgn import AutoRGN
@@ -77,6 +79,21 @@ _REGISTRY = {
 }
 
 
+def _lookup(name):
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"Unknown schedule. Expected one of {names()}. Received: name={name!r}"
+        )
+    return _REGISTRY[key]
+
+
+def needs_training_data(name):
+    """Whether the schedule `name` takes the training batches (`data=`), as Auto-RGN does."""
+    cls, _ = _lookup(name)
+    return "data" in inspect.signature(cls.__init__).parameters
+
+
 def names():
     """The registered schedule names, sorted."""
     return sorted(_REGISTRY)
@@ -101,12 +118,8 @@ def get(name, **params):
     >>> get("g-fl", block_groups=[("stem", "stem_.*"), ("top", "top_.*")]).order
     'first_to_last'
     """
+    cls, fixed = _lookup(name)
     key = str(name).lower()
-    if key not in _REGISTRY:
-        raise ValueError(
-            f"Unknown schedule. Expected one of {names()}. Received: name={name!r}"
-        )
-    cls, fixed = _REGISTRY[key]
     clash = sorted(set(fixed) & set(params))
     if clash:
         raise ValueError(
@@ -130,6 +143,7 @@ __all__ = [
     "RadImageNetScenario",
     "get",
     "names",
+    "needs_training_data",
     "optimizers",
     "rules",
 ]

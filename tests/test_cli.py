@@ -1,0 +1,119 @@
+"""End to end through the command line: train, evaluate, predict, compare, sweep (with a
+kill and a resume) and summarize, on the embedded dataset at tiny sizes."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import cli
+from radtl.config import run_status
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--dataset", "synthetic_lesions", "--backbone", "mobilenet_v2", "--weights", "none",
+        "--preprocessing", "native", "--image-size", "32", "--batch-size", "64", "--epochs", "1",
+        "--lr", "1e-3", "--precision", "float32", "--xla", "off", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("tfds")
+    previous = os.environ.get("RADTL_DATA_DIR")
+    os.environ["RADTL_DATA_DIR"] = str(data_dir)
+    yield tmp_path_factory.mktemp("work")
+    if previous is None:
+        os.environ.pop("RADTL_DATA_DIR")
+    else:
+        os.environ["RADTL_DATA_DIR"] = previous
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli.cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_train_evaluate_predict_compare(env):
+    run_a, run_b = env / "a", env / "b"
+    result = invoke("train", *TINY, "--seed", "0", "--out", run_a)
+    assert result.exit_code == 0, result.output
+    assert "test AUC" in result.output and "95% CI" in result.output
+    metrics = json.loads((run_a / "metrics.json").read_text())
+    for name in ("config.json", "history.csv", "best.keras", "predictions_test.csv", "plots/training_curves.png",
+                 "plots/roc_test.png", "plots/reliability_test.png"):
+        assert (run_a / name).is_file(), name
+    assert f"{metrics['test']['roc_auc']['auc']:.4f}" in result.output
+
+    again = invoke("train", *TINY, "--seed", "0", "--out", run_a)
+    assert again.exit_code != 0 and "never overwrites" in again.output
+
+    evaluated = invoke("evaluate", run_a, "--split", "test")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"{metrics['test']['roc_auc']['auc']:.4f}" in evaluated.output
+
+    first = pd.read_csv(run_a / "predictions_test.csv").iloc[0]
+    image = env / "one.png"
+    Image.new("RGB", (50, 40), (120, 90, 60)).save(image)
+    predicted = invoke("predict", run_a, image, "--output", env / "pred.csv")
+    assert predicted.exit_code == 0, predicted.output
+    table = pd.read_csv(env / "pred.csv")
+    assert list(table.columns) == ["filename", "prob_benign", "prob_malignant", "predicted"]
+    assert first["filename"].startswith("images/")
+
+    assert invoke("train", *TINY, "--seed", "1", "--out", run_b).exit_code == 0
+    compared = invoke("compare", run_a, run_b, "--json", env / "cmp.json")
+    assert compared.exit_code == 0, compared.output
+    assert "DeLong" in compared.output
+    assert json.loads((env / "cmp.json").read_text())
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_sweep_survives_a_kill_and_summarizes(env):
+    runs = env / "sweep"
+    config = REPO / "configs" / "smoke.yaml"
+    process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "sweep", str(config), "--runs-dir", str(runs)],
+                               cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def one_finished_one_started():
+            dirs = [d for d in runs.glob("*") if d.is_dir() and not d.name.startswith(".")]
+            states = [run_status(d) for d in dirs]
+            return states.count("finished") >= 1 and states.count("unfinished") >= 1
+        _wait_for(one_finished_one_started, 600, "a finished run and a started one")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    dirs = sorted(d for d in runs.glob("*") if d.is_dir() and not d.name.startswith("."))
+    before = {d.name: run_status(d) for d in dirs}
+    finished_before = {n for n, s in before.items() if s == "finished"}
+    stamps = {n: (runs / n / "metrics.json").stat().st_mtime_ns for n in finished_before}
+
+    resumed = invoke("sweep", config, "--runs-dir", runs)
+    assert resumed.exit_code == 0, resumed.output
+    after = {d.name: run_status(d) for d in runs.glob("*") if d.is_dir() and not d.name.startswith(".")}
+    assert len(after) == 4 and set(after.values()) == {"finished"}
+    for name in finished_before:  # finished runs were skipped, not retrained
+        assert (runs / name / "metrics.json").stat().st_mtime_ns == stamps[name]
+    assert "resume" in resumed.output.lower()
+
+    summary = invoke("summarize", runs)
+    assert summary.exit_code == 0, summary.output
+    table = pd.read_csv(runs / "summary.csv")
+    assert set(table["schedule"]) == {"freezeall", "unfreezeall"}
+    assert (runs / "summary.md").read_text().count("|") > 10
+    assert list(runs.glob("boxplot_*.png"))
+    shutil.rmtree(runs)

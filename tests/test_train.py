@@ -1,0 +1,135 @@
+"""radtl.train: one run end to end on the embedded dataset, at a tiny size."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from radtl import train
+from radtl.config import RUN_FILES
+from radtl.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="module")
+def config(data_dir):
+    return TrainConfig(dataset="synthetic_lesions", backbone="mobilenet_v2", weights=None, image_size=32,
+                       batch_size=64, epochs=2, learning_rate=1e-3, data_dir=str(data_dir), precision="float32",
+                       xla=False)
+
+
+@pytest.fixture(scope="module")
+def finished_run(config, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    metrics = train.run(config, run_dir, verbose=0)
+    return run_dir, metrics
+
+
+def test_run_directory_holds_every_documented_file(finished_run, config):
+    run_dir, metrics = finished_run
+    recorded = json.loads((run_dir / RUN_FILES["config"]).read_text())
+    assert TrainConfig.from_dict(recorded["config"]) == config
+    resolved = recorded["resolved"]
+    assert resolved["precision"]["policy"] == "float32" and resolved["precision"]["xla"] is False
+    assert resolved["class_names"] == ["benign", "malignant"]
+    assert {"tensorflow", "keras", "radtl", "numpy"} <= set(resolved["versions"])
+
+    history = pd.read_csv(run_dir / RUN_FILES["history"])
+    assert list(history["epoch"]) == [0, 1]
+    assert {"loss", "auc", "val_loss", "val_auc", "stage"} <= set(history.columns)
+    assert (run_dir / RUN_FILES["checkpoint"]).is_file()
+    assert any((run_dir / RUN_FILES["tensorboard"]).rglob("events.out.tfevents.*"))
+    assert not (run_dir / RUN_FILES["backup"]).exists()  # removed once the run is finished
+
+    for split, size in resolved["split_sizes"].items():
+        if split == "train":
+            continue
+        predictions = pd.read_csv(run_dir / RUN_FILES["predictions"].format(split=split))
+        assert list(predictions.columns) == ["filename", "exam_id", "label", "prob_benign", "prob_malignant"]
+        assert len(predictions) == size
+        np.testing.assert_allclose(predictions[["prob_benign", "prob_malignant"]].sum(axis=1), 1.0, atol=1e-5)
+
+    on_disk = json.loads((run_dir / RUN_FILES["metrics"]).read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    best = int(history["val_auc"].to_numpy().argmax())
+    assert metrics["best_epoch"] == best + 1
+    assert metrics["best_value"] == pytest.approx(history["val_auc"].iloc[best])
+    auc = metrics["test"]["roc_auc"]
+    assert 0.0 <= auc["lower"] <= auc["auc"] <= auc["upper"] <= 1.0
+
+
+def test_test_metrics_are_computed_from_the_saved_predictions(finished_run):
+    from radtl import metrics as metrics_lib
+
+    run_dir, metrics = finished_run
+    predictions = pd.read_csv(run_dir / "predictions_test.csv")
+    auc = metrics_lib.roc_auc(predictions["label"].to_numpy(), predictions["prob_malignant"].to_numpy())
+    assert metrics["test"]["roc_auc"]["auc"] == pytest.approx(auc, abs=1e-12)
+
+
+def test_same_config_and_seed_reproduce_the_run_exactly(finished_run, config, tmp_path):
+    run_dir, _ = finished_run
+    again = tmp_path / "again"
+    train.run(config, again, verbose=0)
+    for name in ("predictions_test.csv", "predictions_val.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(run_dir / name), pd.read_csv(again / name))
+
+
+def test_an_existing_run_is_never_overwritten(finished_run, config):
+    run_dir, metrics = finished_run
+    before = (run_dir / RUN_FILES["metrics"]).read_bytes()
+    with pytest.raises(train.RunDirectoryError, match="already holds a finished run"):
+        train.run(config, run_dir)
+    with pytest.raises(train.RunDirectoryError, match=r"differs in \['seed'\]"):
+        train.run(config.replace(seed=1), run_dir, resume=True)
+    assert train.run(config, run_dir, resume=True) == json.loads(before)  # finished: returned as is
+    assert (run_dir / RUN_FILES["metrics"]).read_bytes() == before
+
+
+def test_a_foreign_non_empty_directory_is_refused(config, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(train.RunDirectoryError, match="not a radtl run directory"):
+        train.run(config, tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_evaluate_and_predict_reuse_the_best_checkpoint(finished_run, config, tmp_path):
+    run_dir, metrics = finished_run
+    report = train.evaluate(run_dir, "test")
+    assert report["roc_auc"]["auc"] == pytest.approx(metrics["test"]["roc_auc"]["auc"], abs=1e-9)
+
+    # The stored PNGs, written to files, predicted one by one: same probabilities.
+    stored = tfds.load("synthetic_lesions/fold1", split="test", data_dir=config.data_dir).take(3)
+    paths = []
+    for example in stored.as_numpy_iterator():
+        path = tmp_path / example["filename"].decode().replace("images/", "")
+        Image.fromarray(example["image"]).save(path)
+        paths.append(path)
+    table = train.predict(run_dir, paths)
+    saved = pd.read_csv(run_dir / "predictions_test.csv").set_index("filename")
+    for path, row in zip(paths, table.itertuples()):
+        np.testing.assert_allclose(row.prob_malignant, saved.loc[f"images/{path.name}", "prob_malignant"], atol=1e-5)
+    assert set(table["predicted"]) <= {"benign", "malignant"}
+
+
+def test_predict_rejects_missing_and_corrupt_images(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    with pytest.raises(FileNotFoundError, match="nope.png does not exist"):
+        train.predict(run_dir, [tmp_path / "nope.png"])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="bad.png is not a readable PNG/JPEG"):
+        train.predict(run_dir, [bad])
+
+
+def test_a_diverging_loss_stops_with_a_clear_message(config, tmp_path):
+    diverging = config.replace(learning_rate=1e38, epochs=1, loss="label_smoothing")
+    with pytest.raises(train.TrainingDivergedError, match="became nan at epoch 1, batch"):
+        train.run(diverging, tmp_path / "nan", verbose=0)
+    assert train.run_status(tmp_path / "nan") == "unfinished"  # nothing written as if finished
