@@ -34,6 +34,9 @@ import math
 import keras
 import tensorflow as tf
 
+from radtl._checks import check_choice
+from radtl._checks import check_number
+
 __all__ = ["AugmentConfig", "OFFICIAL", "augment", "sample_transform", "transform_matrix"]
 
 
@@ -65,15 +68,10 @@ class AugmentConfig:
     fill_mode: str = "nearest"
 
     def __post_init__(self):
-        for name in ("rotation", "width_shift", "height_shift", "shear", "zoom"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
-        if self.zoom >= 1:
-            raise ValueError(f"`zoom` must be < 1 (factors are 1 +/- zoom). Received: zoom={self.zoom}")
-        fill_modes = ("nearest", "reflect", "wrap", "constant")
-        if self.fill_mode not in fill_modes:
-            raise ValueError(f"`fill_mode` must be one of {fill_modes}. Received: fill_mode={self.fill_mode!r}")
+        for name in ("rotation", "width_shift", "height_shift", "shear"):
+            check_number(name, getattr(self, name))
+        check_number("zoom", self.zoom, 0.0, 1.0, include_high=False)  # factors are 1 +/- zoom
+        check_choice("fill_mode", self.fill_mode, ("nearest", "reflect", "wrap", "constant"))
 
     @property
     def is_identity(self) -> bool:

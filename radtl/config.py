@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from radtl._checks import check_number
+
 __all__ = ["TrainConfig", "RUN_FILES", "run_status", "write_json", "monitor_mode"]
 
 
@@ -95,8 +97,7 @@ class TrainConfig:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "image_size": self.image_size,
                     "learning_rate": self.learning_rate}
         for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"`{name}` must be > 0. Received: {name}={value!r}")
+            check_number(name, value, include_low=False)
         if self.fold not in range(1, 6):
             raise ValueError(f"`fold` must be one of 1..5. Received: fold={self.fold!r}")
 

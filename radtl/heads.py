@@ -35,6 +35,9 @@ import logging
 import keras
 from keras import ops
 
+from radtl._checks import check_int
+from radtl._checks import check_number
+
 logger = logging.getLogger(__name__)
 
 # Building a head with more parameters than this logs a warning (count and memory).
@@ -66,31 +69,6 @@ def _kaiming_normal():
     )
 
 
-def _check_int(name, value, minimum, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        hint = " or None" if allow_none else ""
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}{hint}. Received: {name}={value!r}"
-        )
-
-
-def _check_float(name, value, low, high, *, include_low=True, include_high=False):
-    ok_low = value >= low if include_low else value > low
-    ok_high = value <= high if include_high else value < high
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        ok_low and ok_high
-    ):
-        interval = (
-            ("[" if include_low else "(") + f"{low}, {high}"
-            + ("]" if include_high else ")")
-        )
-        raise ValueError(
-            f"`{name}` must be a number in {interval}. Received: {name}={value!r}"
-        )
-
-
 def hidden_size(in_size, hidden_units=None, hidden_ratio=0.5, max_hidden_units=None):
     """Width of a hidden layer: explicit, or a ratio of its input, optionally capped.
 
@@ -118,8 +96,8 @@ class _Head(keras.layers.Layer):
 
     def __init__(self, num_classes=2, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        _check_int("num_classes", num_classes, 1)
-        _check_float("dropout", dropout, 0.0, 1.0)
+        check_int("num_classes", num_classes, 1)
+        check_number("dropout", dropout, 0.0, 1.0, include_high=False)
         # === Config ===
         self.num_classes = num_classes
         self.dropout = dropout
@@ -234,10 +212,10 @@ class _HiddenHead(_Head):
         **kwargs,
     ):
         super().__init__(num_classes=num_classes, dropout=dropout, **kwargs)
-        _check_float("hidden_ratio", hidden_ratio, 0.0, float("inf"), include_low=False)
-        _check_int("hidden_units", hidden_units, 1, allow_none=True)
-        _check_int("max_hidden_units", max_hidden_units, 1, allow_none=True)
-        _check_float("negative_slope", negative_slope, 0.0, 1.0, include_high=True)
+        check_number("hidden_ratio", hidden_ratio, 0.0, include_low=False)
+        check_int("hidden_units", hidden_units, 1, allow_none=True)
+        check_int("max_hidden_units", max_hidden_units, 1, allow_none=True)
+        check_number("negative_slope", negative_slope, 0.0, 1.0, include_high=True)
         # === Config ===
         self.hidden_ratio = hidden_ratio
         self.hidden_units = hidden_units
@@ -385,9 +363,9 @@ class Conv1DHead(_HiddenHead):
             negative_slope=negative_slope,
             **kwargs,
         )
-        _check_int("num_filters", num_filters, 1)
-        _check_int("kernel_size", kernel_size, 1)
-        _check_int("strides", strides, 1)
+        check_int("num_filters", num_filters, 1)
+        check_int("kernel_size", kernel_size, 1)
+        check_int("strides", strides, 1)
         # === Config ===
         self.num_filters = num_filters
         self.kernel_size = kernel_size

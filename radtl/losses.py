@@ -29,6 +29,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from radtl._checks import check_number
+
 
 def _labels(y_true):
     """Integer class ids of shape (batch,) from (batch,) or (batch, 1) labels."""
@@ -66,21 +68,6 @@ def _cross_entropy(targets, log_probs):
 def _kl_divergence(log_targets, log_probs):
     """KL(targets || probs) = sum_k t_k (log t_k - log p_k) per sample, shape (batch,)."""
     return ops.sum(ops.exp(log_targets) * (log_targets - log_probs), axis=-1)
-
-
-def _check_number(name, value, low, high, *, include_low=True, include_high=True):
-    ok_low = value >= low if include_low else value > low
-    ok_high = value <= high if include_high else value < high
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        ok_low and ok_high
-    ):
-        interval = (
-            ("[" if include_low else "(") + f"{low}, {high}"
-            + ("]" if include_high else ")")
-        )
-        raise ValueError(
-            f"`{name}` must be a number in {interval}. Received: {name}={value!r}"
-        )
 
 
 class _ProbabilityLoss(keras.losses.Loss):
@@ -136,7 +123,7 @@ class LabelSmoothing(CrossEntropy):
 
     def __init__(self, epsilon=0.1, name="label_smoothing", **kwargs):
         super().__init__(name=name, **kwargs)
-        _check_number("epsilon", epsilon, 0.0, 1.0)
+        check_number("epsilon", epsilon, 0.0, 1.0)
         self.epsilon = epsilon
 
     def _targets(self, labels, num_classes):
@@ -218,7 +205,7 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
                 "`num_classes` must be an integer >= 2 (the head's output width). "
                 f"Received: num_classes={num_classes!r}"
             )
-        _check_number("alpha", alpha, 0.0, 1.0)
+        check_number("alpha", alpha, 0.0, 1.0)
         self.num_classes = num_classes
         self.alpha = alpha
         square = (num_classes, num_classes)
@@ -409,11 +396,11 @@ class TeacherFreeKD(_ProbabilityLoss):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        _check_number("correct_prob", correct_prob, 0.0, 1.0,
+        check_number("correct_prob", correct_prob, 0.0, 1.0,
                       include_low=False, include_high=False)
-        _check_number("temperature", temperature, 0.0, float("inf"),
+        check_number("temperature", temperature, 0.0, float("inf"),
                       include_low=False, include_high=False)
-        _check_number("alpha", alpha, 0.0, 1.0)
+        check_number("alpha", alpha, 0.0, 1.0)
         if variant not in _TF_KD_VARIANTS:
             raise ValueError(
                 f"`variant` must be one of {sorted(_TF_KD_VARIANTS)}. "

@@ -27,6 +27,6 @@ def test_unknown_keys_and_bad_values_are_rejected():
         TrainConfig.from_dict({"lr": 1e-3})
     with pytest.raises(ValueError, match="`fold` must be one of 1..5"):
         TrainConfig(fold=0)
-    with pytest.raises(ValueError, match="`epochs` must be > 0"):
+    with pytest.raises(ValueError, match="`epochs` must be a number > 0"):
         TrainConfig(epochs=0)
     assert TrainConfig(weights="none").weights is None

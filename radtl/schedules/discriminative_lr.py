@@ -36,7 +36,7 @@ class DiscriminativeLR(FineTuningSchedule):
     uses_block_groups = True
 
     def __init__(self, factor=2.6, **kwargs):
-        rules.check_number("factor", factor, minimum=1)
+        rules.check_number("factor", factor, 1)
         super().__init__(**kwargs)
         self.factor = float(factor)
 

@@ -46,7 +46,7 @@ class GradualUnfreeze(FineTuningSchedule):
                  **kwargs):
         rules.check_positive_int("epochs_per_stage", epochs_per_stage)
         rules.check_choice("order", order, rules.ORDERS)
-        rules.check_number("lr_factor", lr_factor, minimum=1)
+        rules.check_number("lr_factor", lr_factor, 1)
         super().__init__(**kwargs)
         self.epochs_per_stage = epochs_per_stage
         self.order = order

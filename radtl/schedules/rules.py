@@ -12,6 +12,8 @@ Epochs are 0-based, as in Keras callbacks.
 import dataclasses
 import math
 
+from radtl import _checks
+
 ORDERS = ("last_to_first", "first_to_last")
 RADIMAGENET_SCENARIOS = ("freezeall", "unfreezeall", "unfreezetop10")
 # `base_model.layers[:-10]` is frozen by the official RadImageNet scripts.
@@ -38,28 +40,10 @@ class Stage:
         return (self.backbone, self.head)
 
 
-def check_positive_int(name, value, minimum=1):
-    """Raises `ValueError` unless `value` is an int >= `minimum` (keras-style message)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-
-
-def check_choice(name, value, choices):
-    """Raises `ValueError` unless `value` is one of `choices` (keras-style message)."""
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}"
-        )
-
-
-def check_number(name, value, minimum=0):
-    """Raises `ValueError` unless `value` is a real number >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be a number >= {minimum}. Received: {name}={value!r}"
-        )
+# Keras-style argument checks, shared with the rest of radtl.
+check_positive_int = _checks.check_int
+check_number = _checks.check_number
+check_choice = _checks.check_choice
 
 
 def full_fine_tune(num_groups):
