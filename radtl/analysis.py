@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import json
 import math
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -39,6 +40,7 @@ import pandas as pd
 from radtl import metrics as metrics_lib
 from radtl import stats as stats_lib
 from radtl.config import RUN_FILES
+from radtl.config import best_index
 
 __all__ = [
     "Run",
@@ -524,7 +526,7 @@ def plot_roc(y_true, prob_pos, path, *, ci: float | None = 0.95, band_resamples:
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
            xlabel="1 - specificity (false-positive rate)", ylabel="sensitivity (true-positive rate)")
-    ax.set_title(title or f"ROC curve (n = {y.size})", fontsize=10)
+    ax.set_title(textwrap.fill(title, 55) if title else f"ROC curve (n = {y.size})", fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -697,7 +699,7 @@ def write_run_plots(run_dir, *, split: str = "test", band_resamples: int = 2000)
         best_epoch = _read_json(run_dir, "metrics").get("best_epoch")
     else:
         monitor = config.get("monitor", "val_auc")
-        best_epoch = (int(history["epoch"].iloc[int(history[monitor].to_numpy().argmax())]) + 1
+        best_epoch = (int(history["epoch"].iloc[best_index(history[monitor], monitor)]) + 1
                       if monitor in history.columns and "epoch" in history.columns else None)
     plots = run_dir / RUN_FILES["plots"]
     y, probs = _labels_and_probs(predictions)

@@ -21,7 +21,7 @@ from typing import Any
 
 from radtl._checks import check_number
 
-__all__ = ["TrainConfig", "RUN_FILES", "run_status", "write_json", "monitor_mode"]
+__all__ = ["TrainConfig", "RUN_FILES", "run_status", "write_json", "monitor_mode", "best_index"]
 
 
 @dataclasses.dataclass
@@ -160,6 +160,13 @@ def run_status(run_dir) -> str:
 def monitor_mode(monitor: str) -> str:
     """"min" for losses (names ending in "loss"), else "max"."""
     return "min" if monitor.endswith("loss") else "max"
+
+
+def best_index(values, monitor: str) -> int:
+    """Index of the best epoch's value of `monitor` (the first one on ties)."""
+    values = list(values)
+    pick = min if monitor_mode(monitor) == "min" else max
+    return values.index(pick(values))
 
 
 def write_json(path, payload, **dump_options) -> None:

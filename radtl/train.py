@@ -34,6 +34,7 @@ import datetime
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -52,6 +53,7 @@ from radtl import precision as precision_lib
 from radtl import schedules as schedules_lib
 from radtl.config import RUN_FILES
 from radtl.config import TrainConfig
+from radtl.config import best_index
 from radtl.config import monitor_mode
 from radtl.config import run_status
 from radtl.config import write_json
@@ -103,6 +105,40 @@ class MacroOneVsRestAUC(keras.metrics.AUC):
         for key in ("multi_label", "num_labels", "label_weights"):
             config.pop(key, None)
         return {**config, "num_classes": self.num_classes}
+
+
+class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backup survives a kill at any moment.
+
+    Keras writes `latest.weights.h5` in place, so a kill during the write leaves a
+    corrupt file and the run cannot resume. Here each backup is a new weights file,
+    written under a temporary name and renamed, and the metadata (epoch and file name,
+    itself replaced atomically) is updated only after it: the metadata always points
+    to a complete weights file of the epoch it names.
+    """
+
+    def _save_model(self):
+        backup_dir = Path(self.backup_dir)
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch{self._current_epoch:05d}.weights.h5"
+        tmp = backup_dir / f"incomplete-{name}"
+        self.model.save_weights(str(tmp), overwrite=True)
+        os.replace(tmp, backup_dir / name)
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                                                  "weights": name})
+        for old in backup_dir.glob("*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+    def _load_model(self):
+        path = Path(self._training_metadata_path)
+        if not path.exists():
+            return
+        metadata = json.loads(path.read_text())
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(Path(self.backup_dir) / metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]
 
 
 class _NaNGuard(keras.callbacks.Callback):
@@ -217,6 +253,20 @@ def _auc_metric(num_classes: int) -> keras.metrics.Metric:
     return PositiveClassAUC() if num_classes == 2 else MacroOneVsRestAUC(num_classes)
 
 
+def _best_so_far(config: TrainConfig, run_dir: Path):
+    """The best `monitor` value of the epochs an unfinished run already has (None if none).
+
+    A resumed ModelCheckpoint must only replace `best.keras` with a better epoch.
+    """
+    path = run_dir / RUN_FILES["history"]
+    if not path.exists() or not (run_dir / RUN_FILES["checkpoint"]).exists():
+        return None
+    history = pd.read_csv(path)
+    if config.monitor not in history.columns or history.empty:
+        return None
+    return float(history[config.monitor].iloc[best_index(history[config.monitor], config.monitor)])
+
+
 def _callbacks(config, run_dir: Path, loss, train_ds, resumed: bool) -> list[keras.callbacks.Callback]:
     schedule_options = dict(config.schedule_options)
     if schedules_lib.needs_training_data(config.schedule):
@@ -224,14 +274,17 @@ def _callbacks(config, run_dir: Path, loss, train_ds, resumed: bool) -> list[ker
     callbacks = [schedules_lib.get(config.schedule, **schedule_options)]
     if hasattr(loss, "callback"):
         callbacks.append(loss.callback())
+    # BackupAndRestore comes last: at an epoch's end the checkpoint and the history row
+    # are written before the backup, so a kill in between repeats that epoch's row
+    # (deduplicated when read) rather than losing it.
     callbacks += [
-        keras.callbacks.BackupAndRestore(str(run_dir / RUN_FILES["backup"])),
         keras.callbacks.ModelCheckpoint(str(run_dir / RUN_FILES["checkpoint"]), monitor=config.monitor,
-                                        mode=monitor_mode(config.monitor),
-                                        save_best_only=True, verbose=0),
+                                        mode=monitor_mode(config.monitor), save_best_only=True, verbose=0,
+                                        initial_value_threshold=_best_so_far(config, run_dir) if resumed else None),
         keras.callbacks.CSVLogger(str(run_dir / RUN_FILES["history"]), append=resumed),
         keras.callbacks.TensorBoard(str(run_dir / RUN_FILES["tensorboard"])),
         _NaNGuard(),
+        _AtomicBackupAndRestore(str(run_dir / RUN_FILES["backup"])),
     ]
     return callbacks
 
@@ -351,7 +404,7 @@ def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto") -
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the pipeline shuffles, seeded
 
-    guard = callbacks[-1]
+    guard = next(c for c in callbacks if isinstance(c, _NaNGuard))
     if guard.where is not None:
         epoch, batch, value = guard.where
         raise TrainingDivergedError(
@@ -360,11 +413,10 @@ def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto") -
             "precision='float32', or check the data for corrupt images.")
     shutil.rmtree(run_dir / RUN_FILES["backup"], ignore_errors=True)
 
-    history = pd.read_csv(run_dir / RUN_FILES["history"])
-    values = history[config.monitor].to_numpy()
-    best_index = int(values.argmin() if monitor_mode(config.monitor) == "min" else values.argmax())
-    metrics = {"monitor": config.monitor, "best_epoch": int(history["epoch"].iloc[best_index]) + 1,
-               "best_value": float(history[config.monitor].iloc[best_index])}
+    history = pd.read_csv(run_dir / RUN_FILES["history"]).drop_duplicates("epoch", keep="last")
+    best = best_index(history[config.monitor], config.monitor)
+    metrics = {"monitor": config.monitor, "best_epoch": int(history["epoch"].iloc[best]) + 1,
+               "best_value": float(history[config.monitor].iloc[best])}
     metrics = _evaluate_into(run_dir, _load_best(run_dir), config, ("val", "test"), metrics)
     _write_plots(run_dir)
     _write_json(run_dir / RUN_FILES["metrics"], metrics)

@@ -117,3 +117,32 @@ def test_sweep_survives_a_kill_and_summarizes(env):
     assert (runs / "summary.md").read_text().count("|") > 10
     assert list(runs.glob("boxplot_*.png"))
     shutil.rmtree(runs)
+
+
+def test_a_killed_training_run_resumes_where_it_stopped(env):
+    run_dir = env / "killed"
+    args = [a for a in TINY if a not in ("--epochs", "1", "--batch-size", "64")]
+    command = [sys.executable, str(REPO / "cli.py"), "train", *args, "--epochs", "6", "--batch-size", "8",
+               "--out", str(run_dir)]
+    process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    history = run_dir / "history.csv"
+    try:
+        _wait_for(lambda: history.exists() and len(history.read_text().splitlines()) >= 2
+                  and (run_dir / "backup").exists(), 600, "the first epoch of the run")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert run_status(run_dir) == "unfinished"
+    done_before = len(pd.read_csv(history))
+    assert done_before < 6
+
+    resumed = invoke("train", "--resume", "--out", run_dir, "--verbose", "0")
+    assert resumed.exit_code == 0, resumed.output
+    rows = pd.read_csv(history).drop_duplicates("epoch", keep="last")
+    assert list(rows["epoch"]) == list(range(6))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["best_value"] == pytest.approx(rows["val_auc"].max())
+    # best.keras is the best epoch's model: its val AUC (exact, on the saved
+    # predictions) matches the best epoch's in-training estimate.
+    assert metrics["val"]["roc_auc"]["auc"] == pytest.approx(metrics["best_value"], abs=0.02)

@@ -178,7 +178,7 @@ def test_extends_merges_base_and_keeps_parent_grid(tmp_path):
     ("grid: {fold: [1, two]}", "grid.fold[1]", "`fold` must be int. Received: fold='two'"),
     ("grid: {fold: 1}", "grid.fold", "Write e.g. `fold: [1]`"),
     ("grid: {seed: [0, 0]}", "grid.seed", "duplicate values"),
-    ("base: {learning_rate: -1.0}", "base.learning_rate", "must be > 0"),
+    ("base: {learning_rate: -1.0}", "base.learning_rate", "must be a number > 0"),
     ("base: {augment: 'yes please'}", "base.augment", "`augment` must be bool"),
     ("scenarios: [{schedule: ft}]", "scenarios[0]", "needs a `name`"),
     ("scenarios: [{name: a, epochs: 1}, {name: a, epochs: 2}]", "scenarios", "duplicate scenario name"),
