@@ -358,7 +358,14 @@ def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto") -
         logger.info("%s is finished; returning its metrics.", run_dir)
         return json.loads((run_dir / RUN_FILES["metrics"]).read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
+    previous_policy = keras.config.dtype_policy()
+    try:
+        return _run(config, run_dir, status, verbose)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)  # the run's policy does not leak out
 
+
+def _run(config: TrainConfig, run_dir: Path, status: str, verbose) -> dict:
     tf.config.experimental.enable_op_determinism()
     choice = precision_lib.configure(config.precision, config.xla)
     strategy = _strategy()

@@ -146,3 +146,18 @@ def test_a_killed_training_run_resumes_where_it_stopped(env):
     # best.keras is the best epoch's model: its val AUC (exact, on the saved
     # predictions) matches the best epoch's in-training estimate.
     assert metrics["val"]["roc_auc"]["auc"] == pytest.approx(metrics["best_value"], abs=0.02)
+
+
+def test_weights_list_and_an_offline_fetch(tmp_path):
+    listed = invoke("weights", "list", "--weights-dir", tmp_path)
+    assert listed.exit_code == 0, listed.output
+    assert str(tmp_path) in listed.output
+    assert "RadImageNet-ResNet50_notop.h5" in listed.output and "RadImageNet-IRV2_notop.h5" in listed.output
+
+    start = time.monotonic()
+    fetched = invoke("weights", "fetch", "radimagenet", "--arch", "resnet50", "--dest", tmp_path,
+                     "--url", "http://127.0.0.1:9/RadImageNet_models.zip")  # nothing listens on port 9
+    assert fetched.exit_code != 0
+    assert time.monotonic() - start < 30
+    assert "Could not download" in fetched.output and "To install the RadImageNet weights by hand" in fetched.output
+    assert not list(tmp_path.glob("*.h5"))

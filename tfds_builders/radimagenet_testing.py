@@ -194,3 +194,24 @@ def examples_by_filename(builder, split: str) -> dict[str, dict]:
         example["filename"].decode(): example
         for example in tfds.as_numpy(builder.as_dataset(split=split))
     }
+
+
+def tfds_build_cli(builder_folder, data_dir, *, manual_dir=None, config="fold1"):
+    """Runs the real `tfds build` command line offline; returns the CompletedProcess.
+
+    Args:
+        builder_folder: the builder's folder (what the README passes to `tfds build`).
+        data_dir: where TFDS writes.
+        manual_dir: the manual download, or None for generated datasets.
+        config: config name. Defaults to "fold1".
+    """
+    import os
+    import subprocess
+    import sys
+
+    tfds_cli = pathlib.Path(sys.executable).parent / "tfds"
+    command = [str(tfds_cli), "build", str(builder_folder), f"--data_dir={data_dir}", f"--config={config}"]
+    if manual_dir is not None:
+        command.append(f"--manual_dir={manual_dir}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)

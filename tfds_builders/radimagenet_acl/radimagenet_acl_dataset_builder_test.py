@@ -179,3 +179,12 @@ def test_both_layouts_give_identical_examples_for_the_official_fold1(full):
             np.testing.assert_array_equal(png[filename]["image"], npy[filename]["image"])
             assert png[filename]["label"] == npy[filename]["label"]
             assert png[filename]["exam_id"] == npy[filename]["exam_id"]
+
+
+def test_tfds_build_command_line_from_the_mrnet_release(full, tmp_path):
+    """`tfds build` offline on the MRNet layout, for another fold than the Python tests."""
+    result = rt.tfds_build_cli(acl.SPLITS_DIR.parent, tmp_path, manual_dir=full / "mrnet", config="fold2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    splits = tfds.load("radimagenet_acl/fold2", data_dir=str(tmp_path), download=False)
+    for split, rows in SHIPPED[2].items():
+        assert {e["filename"].decode() for e in tfds.as_numpy(splits[split])} == {f for f, _ in rows}

@@ -1,9 +1,6 @@
 """Tests of the radimagenet_breast builder: dummy data, the BUSI layout, the official folds, the CLI."""
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -116,13 +113,7 @@ def test_both_layouts_give_identical_examples_for_the_official_fold1(full):
 
 def test_tfds_build_command_line(tmp_path):
     """`tfds build <folder> --manual_dir --data_dir --config`, offline, then `tfds.load`."""
-    tfds_cli = pathlib.Path(sys.executable).parent / "tfds"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [str(tfds_cli), "build", str(FOLDER), f"--manual_dir={FOLDER / 'dummy_data'}",
-         f"--data_dir={tmp_path}", "--config=fold1"],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
-    )
+    result = rt.tfds_build_cli(FOLDER, tmp_path, manual_dir=FOLDER / "dummy_data")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     splits = tfds.load("radimagenet_breast/fold1", data_dir=str(tmp_path), download=False)
     dummy = rt.read_folds(FOLDER / "dummy_data" / "dataframe", SPEC)[1]

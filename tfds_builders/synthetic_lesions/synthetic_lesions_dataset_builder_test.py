@@ -164,3 +164,14 @@ def test_builds_are_byte_identical(tmp_path, monkeypatch):
         assert [r[:3] for r in first[split]] == [r[:3] for r in second[split]]
         for row_a, row_b in zip(first[split], second[split]):
             assert row_a[3].tobytes() == row_b[3].tobytes()
+
+
+def test_tfds_build_command_line(tmp_path):
+    """The embedded dataset builds with the real `tfds build`, offline, and loads back."""
+    from tfds_builders import radimagenet_testing as rt
+
+    folder = os.path.dirname(builder_module.__file__)
+    result = rt.tfds_build_cli(folder, tmp_path, config="fold3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    splits = tfds.load("synthetic_lesions/fold3", data_dir=str(tmp_path), download=False)
+    assert sum(len(splits[s]) for s in ("train", "val", "test")) > 500
