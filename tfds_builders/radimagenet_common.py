@@ -648,8 +648,11 @@ def _read_all(
         raise MissingFileError(
             f"{len(missing)} image(s) named in the split lists are missing:\n"
             f"{listing(missing)}\nFix: place every listed image where the layout "
-            "expects it (see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS), or remove "
-            "its row from the split lists."
+            "expects it (see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS), build from "
+            "the original release instead (MRNet or BUSI: another layout of "
+            "MANUAL_DOWNLOAD_INSTRUCTIONS, which holds every listed image; the "
+            "RadImageNet repository's folders lack a few), or remove its row from the "
+            "split lists (your folds then differ from the official ones)."
         )
     if unreadable:
         raise UnreadableImageError(
