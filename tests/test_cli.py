@@ -128,8 +128,8 @@ def test_a_killed_training_run_resumes_where_it_stopped(env):
                                stderr=subprocess.DEVNULL)
     history = run_dir / "history.csv"
     try:
-        _wait_for(lambda: history.exists() and len(history.read_text().splitlines()) >= 2
-                  and (run_dir / "backup").exists(), 600, "the first epoch of the run")
+        _wait_for(lambda: (run_dir / "backup" / "training_metadata.json").exists(), 600,
+                  "the first completed backup of the run")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -139,7 +139,9 @@ def test_a_killed_training_run_resumes_where_it_stopped(env):
 
     resumed = invoke("train", "--resume", "--out", run_dir, "--verbose", "0")
     assert resumed.exit_code == 0, resumed.output
-    rows = pd.read_csv(history).drop_duplicates("epoch", keep="last")
+    all_rows = pd.read_csv(history)
+    assert list(all_rows["epoch"]).count(0) == 1  # epoch 0 was not trained again
+    rows = all_rows.drop_duplicates("epoch", keep="last")
     assert list(rows["epoch"]) == list(range(6))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["best_value"] == pytest.approx(rows["val_auc"].max())
