@@ -196,6 +196,22 @@ def examples_by_filename(builder, split: str) -> dict[str, dict]:
     }
 
 
+def assert_same_examples(builder_a, builder_b, fold_lists) -> None:
+    """Both builders hold exactly the listed files per split, with identical examples.
+
+    Args:
+        builder_a, builder_b: prepared builders of one config (e.g. two layouts).
+        fold_lists: `{split: [(filename, label), ...]}` of that config.
+    """
+    for split, rows in fold_lists.items():
+        a, b = examples_by_filename(builder_a, split), examples_by_filename(builder_b, split)
+        assert sorted(a) == sorted(b) == sorted(f for f, _ in rows)
+        for filename in a:
+            np.testing.assert_array_equal(a[filename]["image"], b[filename]["image"])
+            assert a[filename]["label"] == b[filename]["label"]
+            assert a[filename]["exam_id"] == b[filename]["exam_id"]
+
+
 def tfds_build_cli(builder_folder, data_dir, *, manual_dir=None, config="fold1"):
     """Runs the real `tfds build` command line offline; returns the CompletedProcess.
 

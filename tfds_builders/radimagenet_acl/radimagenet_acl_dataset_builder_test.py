@@ -172,13 +172,7 @@ def test_every_fold_has_the_official_membership(full, fold):
 def test_both_layouts_give_identical_examples_for_the_official_fold1(full):
     from_png = rt.build(acl.Builder, full / "acl", full / "data", "fold1")  # Reused if built.
     from_npy = rt.build(acl.Builder, full / "mrnet", full / "data_mrnet", "fold1")
-    for split in common.SPLIT_NAMES:
-        png, npy = rt.examples_by_filename(from_png, split), rt.examples_by_filename(from_npy, split)
-        assert sorted(png) == sorted(npy) and len(png) == len(SHIPPED[1][split])
-        for filename in png:
-            np.testing.assert_array_equal(png[filename]["image"], npy[filename]["image"])
-            assert png[filename]["label"] == npy[filename]["label"]
-            assert png[filename]["exam_id"] == npy[filename]["exam_id"]
+    rt.assert_same_examples(from_png, from_npy, SHIPPED[1])
 
 
 def test_tfds_build_command_line_from_the_mrnet_release(full, tmp_path):
