@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import cli
+from radtl import cli
 from radtl.config import run_status
 
 REPO = Path(__file__).resolve().parent.parent

@@ -123,7 +123,7 @@ def test_counts_per_split_and_class(data_dir):
 
 
 def test_cli_data_info_prints_the_counts(data_dir):
-    import cli
+    from radtl import cli
 
     result = CliRunner().invoke(cli.cli, ["data", "info", "synthetic_lesions", "--fold", "1",
                                           "--data-dir", str(data_dir)])
