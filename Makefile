@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all demo bench wheel-smoke clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) cli.py train --config configs/runs/demo.yaml
+
+# Build the wheel and use it from a fresh virtual environment outside the checkout.
+wheel-smoke: $(STAMP)
+	bash .ci/wheel_smoke.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/input_pipeline.py

@@ -1,24 +1,86 @@
 """radtl: reproducible transfer-learning studies in medical imaging, for Keras 3.
 
-Modules (one concept each): `data`, `augmentation`, `preprocessing`, `backbones`,
-`weights`, `heads`, `models`, `schedules`, `losses`, `precision`, `metrics`, `stats`.
-The most used entry points are re-exported here lazily, so `import radtl` stays cheap
-until one of them is touched.
+Modules (one concept each), imported on first use (`radtl.schedules` works after a
+plain `import radtl`, and `import radtl` stays cheap until one is touched):
+`data`, `augmentation`, `preprocessing`, `backbones`, `weights`, `pretrained`,
+`heads`, `models`, `schedules`, `losses`, `precision`, `metrics`, `stats`, `config`,
+`rundir`, `train`, `sweep`, `analysis`, `plots`, `health`, `registry`.
+
+Saved models: the custom Keras objects a radtl model or checkpoint holds (the
+preprocessing layer, heads, losses, training metrics) are registered as soon as Keras
+is imported, whether before or after `import radtl`, so `keras.models.load_model`
+works after `import radtl` with nothing else to import.
 """
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
+
+_SUBMODULES = (
+    "analysis", "augmentation", "backbones", "config", "data", "download", "health", "heads", "keras_metrics",
+    "losses", "metrics", "models", "plots", "precision", "preprocessing", "pretrained", "registry", "rundir",
+    "schedules", "stats", "sweep", "train", "weights",
+)
 
 # Public name -> module that defines it.
 _EXPORTS = {
     "load_backbone": "radtl.backbones",
     "build_model": "radtl.models",
+    "TrainConfig": "radtl.config",
+    "RunDir": "radtl.rundir",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+#: Modules that register custom Keras objects (`register_keras_serializable(package="radtl")`).
+KERAS_OBJECT_MODULES = ("radtl.preprocessing", "radtl.heads", "radtl.losses", "radtl.keras_metrics")
+
+__all__ = ["__version__", *_SUBMODULES, *_EXPORTS]
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"radtl.{name}")
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'radtl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+def register_keras_objects() -> None:
+    """Imports the modules that register radtl's custom Keras objects (idempotent)."""
+    for module in KERAS_OBJECT_MODULES:
+        importlib.import_module(module)
+
+
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Registers radtl's Keras objects right after `keras` is first imported.
+
+    Keras itself stays unimported until somebody imports it, so `import radtl` (and
+    `radtl --help`) do not pay for TensorFlow.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            register_keras_objects()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "keras" in sys.modules:
+    register_keras_objects()
+elif not any(isinstance(finder, _RegisterAfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterKeras())

@@ -1,15 +1,22 @@
-"""radtl command line: a thin click layer over the library.
+"""radtl command line: a thin click layer over the library (`radtl --help`, or `python cli.py`).
 
-    python cli.py --help
-    python cli.py train --backbone resnet50 --dataset radimagenet_acl --fold 1
-    python cli.py evaluate runs/RUN --split test
-    python cli.py predict runs/RUN image1.png image2.png
-    python cli.py data info synthetic_lesions --fold 1
-    python cli.py data build radimagenet_acl --manual-dir ~/Downloads/acl
+    radtl train --backbone resnet50 --dataset radimagenet_acl --fold 1
+    radtl train --config configs/runs/demo.yaml --dry-run
+    radtl evaluate runs/RUN --split test
+    radtl predict runs/RUN image1.png image2.png
+    radtl data info synthetic_lesions --fold 1
+    radtl data build radimagenet_acl --manual-dir ~/Downloads/acl
+
+Each command parses its options and calls one library function. TensorFlow is imported
+only inside commands, so `--help` answers at once. Settings are validated by
+`radtl.config.TrainConfig` (the same messages as sweeps and the library). An expected
+failure (bad input, a missing file, a failed run) prints one `Error:` line and exits
+with status 1; `radtl --debug ...` shows the traceback instead.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,24 +26,64 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
-import yaml  # noqa: E402
 
-from radtl import backbones as backbones_lib  # noqa: E402
-from radtl import data as data_lib  # noqa: E402
-from radtl import heads as heads_lib  # noqa: E402
-from radtl import losses as losses_lib  # noqa: E402
-from radtl import schedules as schedules_lib  # noqa: E402
+from radtl.config import CHOICES  # noqa: E402
 from radtl.config import TrainConfig  # noqa: E402
+from radtl.config import load_yaml  # noqa: E402
 
-_DEFAULTS = TrainConfig()
+NUM_FOLDS = 5
+SPLITS = ("train", "val", "test")
+
+# Exceptions that are expected failures, by the module that owns them: printed as one
+# `Error:` line. Looked up in sys.modules, so checking them imports nothing.
+_EXPECTED = {
+    "radtl.config": ("ConfigError",),
+    "radtl.rundir": ("RunDirectoryError",),
+    "radtl.train": ("RunFailedError",),
+    "radtl.data": ("DataError",),
+    "radtl.weights": ("WeightsError",),
+    "radtl.sweep": ("SweepConfigError", "SweepMismatchError"),
+}
+_EXPECTED_OS_ERRORS = (PermissionError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
+def _expected(err: BaseException) -> bool:
+    classes = [getattr(sys.modules[module], name) for module, names in _EXPECTED.items()
+               if module in sys.modules for name in names if hasattr(sys.modules[module], name)]
+    return isinstance(err, (*_EXPECTED_OS_ERRORS, *classes))
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror}."
+    return str(err).strip() or type(err).__name__
+
+
+class _Group(click.Group):
+    """A click group that prints expected failures as one `Error:` line (tracebacks with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # noqa: BLE001 - sorted below: expected or a bug
+            root = ctx.find_root()
+            if root.params.get("debug") or not _expected(err):
+                raise
+            click.echo(f"Error: {_one_line(err)}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of expected failures too.")
+def cli(debug):
     """radtl: reproducible RadImageNet / ImageNet transfer-learning studies."""
 
 
-@cli.group()
+# ---------------------------------------------------------------------------- data
+
+@cli.group(cls=_Group)
 def data():
     """Datasets: build them and inspect their folds."""
 
@@ -44,40 +91,48 @@ def data():
 _data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None,
     help="TFDS data directory (default: $RADTL_DATA_DIR or ~/tensorflow_datasets).")
-_fold_option = click.option("--fold", type=click.IntRange(1, data_lib.NUM_FOLDS), default=1, show_default=True,
-                            help="Official fold.")
 
 
 @data.command("info")
-@click.argument("name", type=click.Choice(data_lib.names()))
-@_fold_option
+@click.argument("name")
+@click.option("--fold", type=click.IntRange(1, NUM_FOLDS), default=1, show_default=True, help="Official fold.")
 @_data_dir_option
 def data_info(name, fold, data_dir):
-    """Counts per split and class of one fold (builds the embedded dataset on first use)."""
-    try:
-        table = data_lib.counts(name, fold, data_dir=data_dir)
-    except data_lib.DatasetNotBuiltError as err:
-        raise click.ClickException(str(err)) from None
+    """Counts per split and class of one fold of dataset NAME (builds the embedded one on first use)."""
+    from radtl import data as data_lib
+
+    _check_name("dataset", name)
+    table = data_lib.open(name, fold, data_dir).counts()
     click.echo(f"{name}/fold{fold}")
     click.echo(table.to_string())
 
 
 @data.command("build")
-@click.argument("name", type=click.Choice(data_lib.names()))
-@click.option("--fold", type=click.IntRange(1, data_lib.NUM_FOLDS), multiple=True,
+@click.argument("name")
+@click.option("--fold", type=click.IntRange(1, NUM_FOLDS), multiple=True,
               help="Fold(s) to build; all five when not given.")
 @click.option("--manual-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Your manual download (the RadImageNet acl/ or breast/ folder, or the original release).")
 @_data_dir_option
 def data_build(name, fold, manual_dir, data_dir):
-    """Prepare a dataset (the same as `tfds build`), offline."""
-    for k in fold or range(1, data_lib.NUM_FOLDS + 1):
+    """Prepare dataset NAME (the same as `tfds build`), offline."""
+    from radtl import data as data_lib
+
+    _check_name("dataset", name)
+    for k in fold or range(1, NUM_FOLDS + 1):
         click.echo(f"Building {name}/fold{k} ...")
-        b = data_lib.build(name, k, data_dir=data_dir, manual_dir=manual_dir)
-        click.echo(f"  done: {b.data_dir}")
+        built = data_lib.build(name, k, data_dir=data_dir, manual_dir=manual_dir)
+        click.echo(f"  done: {built.data_dir}")
 
 
-@cli.group()
+def _check_name(field: str, value) -> None:
+    """Validates a registry name as the config does (same message)."""
+    TrainConfig.check_field(field, value)
+
+
+# ---------------------------------------------------------------------------- weights
+
+@cli.group(cls=_Group)
 def weights():
     """Pre-trained weight files: where radtl looks, what is there, how to get them."""
 
@@ -87,30 +142,30 @@ def weights():
 @click.option("--source", type=click.Choice(["radimagenet", "imagenet"]), default=None, help="Only this source.")
 @click.option("--verify", is_flag=True, help="Also load each present file into its architecture (slow).")
 def weights_list(weights_dir, source, verify):
-    """Known weight files, where radtl looks, which are present and verified."""
-    from radtl import weights as weights_lib
+    """Known weight files, where radtl looks, which are present and verified (and why not)."""
+    from radtl import pretrained
 
-    click.echo(str(weights_lib.status(weights_dir, source=source, verify=verify)))
+    click.echo(str(pretrained.status(weights_dir, source=source, verify=verify)))
 
 
 @weights.command("fetch")
 @click.argument("source", type=click.Choice(["radimagenet", "imagenet"]))
-@click.option("--arch", "archs", multiple=True, type=click.Choice(backbones_lib.names()),
-              help="Backbone(s) to fetch; all with a file of SOURCE when not given.")
+@click.option("--arch", "archs", multiple=True, help="Backbone(s) to fetch; all with a file of SOURCE when not given.")
 @click.option("--dest", type=click.Path(file_okay=False), default=None,
-              help="Where to place the files [default: $RADTL_WEIGHTS_DIR or the repository's weights/].")
+              help="Where to place the files [default: $RADTL_WEIGHTS_DIR, else the checkout's weights/, "
+                   "else the Keras cache].")
 @click.option("--url", default=None, help="Override the download URL (a mirror of the official zip).")
 def weights_fetch(source, archs, dest, url):
     """Download, verify and place weight files (offline: says so and prints the manual steps)."""
-    from radtl import weights as weights_lib
+    from radtl import pretrained
 
-    try:
-        placed = weights_lib.fetch(source, list(archs) or None, dest=dest, url=url)
-    except weights_lib.WeightsError as err:
-        raise click.ClickException(str(err)) from None
-    for item in placed:
+    for arch in archs:
+        _check_name("backbone", arch)
+    for item in pretrained.fetch(source, list(archs) or None, dest=dest, url=url):
         click.echo(f"{item.filename}: {item.path} ({'verified' if item.verified else item.message})")
 
+
+# ---------------------------------------------------------------------------- train
 
 def _key_values(ctx, param, values):
     """Parses repeated KEY=VALUE options; values are read as YAML scalars (1e-3, true, [1, 2])."""
@@ -119,8 +174,60 @@ def _key_values(ctx, param, values):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx=ctx, param=param)
-        parsed[key] = yaml.safe_load(value)
+        parsed[key.strip()] = load_yaml(text=value)
     return parsed
+
+
+def _default(field):
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == field)
+    return f.default
+
+
+# TrainConfig field -> (click parameter declarations, keyword arguments). Names
+# (dataset, backbone, ...) are plain strings here: TrainConfig checks them against
+# the registries, with the same message as a config file.
+_TRAIN_OPTIONS = {
+    "dataset": (["--dataset"], dict(help="Dataset name (`radtl data info --help`).")),
+    "fold": (["--fold"], dict(type=click.IntRange(1, NUM_FOLDS))),
+    "data_dir": (["--data-dir"], dict(type=click.Path(file_okay=False))),
+    "backbone": (["--backbone"], dict(help="resnet50, densenet121, inception_v3, inception_resnet_v2, vgg16, vgg19, "
+                                           "mobilenet_v2, efficientnet_b0, convnext_tiny.")),
+    "weights": (["--weights"], dict(help="radimagenet, imagenet, none (random init) or a weight file path.")),
+    "weights_dir": (["--weights-dir"], dict(type=click.Path(file_okay=False))),
+    "preprocessing": (["--preprocessing"], dict(type=click.Choice(CHOICES["preprocessing"]))),
+    "head": (["--head"], dict(help="linear, mlp, conv1d or conv1d_skip.")),
+    "head_options": (["--head-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE",
+                                             help="A head option, e.g. dropout=0.2 (repeatable).")),
+    "schedule": (["--schedule"], dict(help="Fine-tuning schedule, e.g. ft, lp, lp-ft, g-lf, unfreezeall.")),
+    "schedule_options": (["--schedule-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE",
+                                                     help="A schedule option, e.g. probe_epochs=2 (repeatable).")),
+    "loss": (["--loss"], dict(help="hard, label_smoothing, ols or tf_kd.")),
+    "loss_options": (["--loss-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE",
+                                             help="A loss option, e.g. epsilon=0.1 (repeatable).")),
+    "optimizer": (["--optimizer"], dict(type=click.Choice(CHOICES["optimizer"]))),
+    "learning_rate": (["--lr", "learning_rate"], dict(type=float)),
+    "lr_decay": (["--lr-decay"], dict(type=click.Choice(CHOICES["lr_decay"]))),
+    "min_lr_ratio": (["--min-lr-ratio"], dict(type=float)),
+    "weight_decay": (["--weight-decay"], dict(type=float)),
+    "epochs": (["--epochs"], dict(type=click.IntRange(min=1))),
+    "batch_size": (["--batch-size"], dict(type=click.IntRange(min=1))),
+    "image_size": (["--image-size"], dict(type=click.IntRange(min=1))),
+    "resize_method": (["--resize-method"], dict(type=click.Choice(CHOICES["resize_method"]))),
+    "augment": (["--augment/--no-augment"], dict(default=None)),
+    "seed": (["--seed"], dict(type=click.IntRange(min=0))),
+    "precision": (["--precision"], dict(type=click.Choice(CHOICES["precision"]))),
+    "xla": (["--xla"], dict(type=click.Choice(["auto", "on", "off"]))),
+    "monitor": (["--monitor"], dict(type=click.Choice(CHOICES["monitor"]))),
+}
+
+
+def _train_options(command):
+    for field, (decls, kwargs) in reversed(_TRAIN_OPTIONS.items()):
+        kwargs = dict(kwargs)
+        if not kwargs.get("multiple"):
+            kwargs["help"] = f"{kwargs.get('help', '')} [default: {_default(field)}]".strip()
+        command = click.option(*decls, **kwargs)(command)
+    return command
 
 
 def _default_run_dir(config: TrainConfig) -> Path:
@@ -130,60 +237,20 @@ def _default_run_dir(config: TrainConfig) -> Path:
                            f"{config.schedule}-seed{config.seed}-{stamp}")
 
 
-def _print_report(metrics: dict, run_dir: Path) -> None:
-    test = metrics["test"]
-    if test["task"] == "binary":
-        auc = test["roc_auc"]
-        t = test["threshold_metrics"]
-        click.echo(f"test AUC {auc['auc']:.4f} (95% CI {auc['lower']:.4f}-{auc['upper']:.4f}, DeLong; "
-                   f"n={auc['n_pos']}+{auc['n_neg']}), accuracy {t['accuracy']:.4f}, "
-                   f"sensitivity {t['sensitivity']:.4f}, specificity {t['specificity']:.4f}, "
-                   f"ECE {test['calibration']['ece']:.4f}")
-    else:
-        click.echo(f"test accuracy {test['accuracy']:.4f}, macro AUC {test['roc_auc']['macro_auc']:.4f}")
-    click.echo(f"best epoch {metrics['best_epoch']} ({metrics['monitor']} {metrics['best_value']:.4f}); "
-               f"run directory: {run_dir}")
+def _train_config(config_file, out, resume, given) -> TrainConfig:
+    from radtl.rundir import RunDir
 
-
-_TRAIN_OPTIONS = {
-    # TrainConfig field -> (click parameter declarations, keyword arguments)
-    "dataset": (["--dataset"], dict(type=click.Choice(data_lib.names()))),
-    "fold": (["--fold"], dict(type=click.IntRange(1, data_lib.NUM_FOLDS))),
-    "data_dir": (["--data-dir"], dict(type=click.Path(file_okay=False))),
-    "backbone": (["--backbone"], dict(type=click.Choice(backbones_lib.names()))),
-    "weights": (["--weights"], dict(help="radimagenet, imagenet, none (random init) or a weight file path.")),
-    "weights_dir": (["--weights-dir"], dict(type=click.Path(file_okay=False))),
-    "preprocessing": (["--preprocessing"], dict(type=click.Choice(["official", "native"]))),
-    "head": (["--head"], dict(type=click.Choice(heads_lib.names()))),
-    "head_options": (["--head-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE")),
-    "schedule": (["--schedule"], dict(type=click.Choice(schedules_lib.names()))),
-    "schedule_options": (["--schedule-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE")),
-    "loss": (["--loss"], dict(type=click.Choice(losses_lib.names()))),
-    "loss_options": (["--loss-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE")),
-    "optimizer": (["--optimizer"], dict(type=click.Choice(["adam", "adamw", "sgd"]))),
-    "learning_rate": (["--lr", "learning_rate"], dict(type=float)),
-    "lr_decay": (["--lr-decay"], dict(type=click.Choice(["constant", "cosine"]))),
-    "min_lr_ratio": (["--min-lr-ratio"], dict(type=float)),
-    "weight_decay": (["--weight-decay"], dict(type=float)),
-    "epochs": (["--epochs"], dict(type=click.IntRange(min=1))),
-    "batch_size": (["--batch-size"], dict(type=click.IntRange(min=1))),
-    "image_size": (["--image-size"], dict(type=click.IntRange(min=1))),
-    "augment": (["--augment/--no-augment"], dict(default=None)),
-    "seed": (["--seed"], dict(type=int)),
-    "precision": (["--precision"], dict(type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]))),
-    "xla": (["--xla"], dict(type=click.Choice(["auto", "on", "off"]))),
-}
-
-
-def _train_options(command):
-    for field, (decls, kwargs) in reversed(_TRAIN_OPTIONS.items()):
-        kwargs = dict(kwargs)
-        if not kwargs.get("multiple"):
-            default = getattr(_DEFAULTS, field)
-            kwargs.setdefault("help", "")
-            kwargs["help"] = f"{kwargs['help']} [default: {default}]".strip()
-        command = click.option(*decls, **kwargs)(command)
-    return command
+    if "xla" in given:
+        given["xla"] = {"on": True, "off": False}.get(given["xla"], given["xla"])
+    if resume:
+        if not out:
+            raise click.UsageError("--resume needs --out RUN_DIR (the run to continue).")
+        run = RunDir(out)
+        run.require_run()
+        return TrainConfig.from_dict({**run.read_config_dict(), **given})
+    if config_file:
+        return TrainConfig.from_yaml(config_file, given)
+    return TrainConfig.from_dict(given)
 
 
 @cli.command()
@@ -193,67 +260,62 @@ def _train_options(command):
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<dataset>-fold<k>-<backbone>-<weights>-<schedule>-seed<s>-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out (its recorded config is used).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and where the data and weights are; "
+                                              "train nothing.")
 @click.option("--verbose", type=click.Choice(["auto", "0", "1", "2"]), default="auto", show_default=True)
-def train(config_file, out, resume, verbose, **options):
+def train(config_file, out, resume, dry_run, verbose, **options):
     """Train one run end to end and write its run directory."""
+    given = {k: v for k, v in options.items() if v is not None and v != {}}
+    config = _train_config(config_file, out, resume, given)
+    from radtl import analysis
     from radtl import train as train_lib
 
-    given = {k: v for k, v in options.items() if v is not None and v != {}}
-    if "xla" in given:
-        given["xla"] = {"on": True, "off": False}.get(given["xla"], given["xla"])
-    if resume:
-        if not out:
-            raise click.UsageError("--resume needs --out RUN_DIR (the run to continue).")
-        base = TrainConfig.load(out).to_dict()
-    elif config_file:
-        base = yaml.safe_load(Path(config_file).read_text()) or {}
-    else:
-        base = {}
-    try:
-        config = TrainConfig.from_dict({**base, **given})
-    except (TypeError, ValueError) as err:
-        raise click.UsageError(str(err)) from None
+    if dry_run:
+        click.echo(train_lib.plan(config).describe())
+        click.echo(f"run directory: {out or _default_run_dir(config)} (not created: dry run)")
+        return
     run_dir = Path(out) if out else _default_run_dir(config)
     click.echo(f"run directory: {run_dir}")
-    click.echo(json.dumps(dataclasses.asdict(config), sort_keys=True))
-    try:
-        metrics = train_lib.run(config, run_dir, resume=resume, verbose=verbose if verbose == "auto" else int(verbose))
-    except (train_lib.RunDirectoryError, train_lib.TrainingDivergedError, data_lib.DatasetNotBuiltError) as err:
-        raise click.ClickException(str(err)) from None
-    _print_report(metrics, run_dir)
+    metrics = train_lib.run(config, run_dir, resume=resume, verbose=verbose if verbose == "auto" else int(verbose),
+                            progress=click.echo)
+    click.echo(analysis.format_report(metrics["test"], "test"))
+    click.echo(f"best epoch {metrics['best_epoch']} ({metrics['monitor']} {metrics['best_value']:.4f}); "
+               f"run directory: {run_dir}")
+
+
+# ---------------------------------------------------------------------------- runs
+
+_run_dir_argument = click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@_run_dir_argument
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 def evaluate(run_dir, split):
     """Re-evaluate a finished run's best checkpoint on one split."""
+    from radtl import analysis
     from radtl import train as train_lib
 
-    try:
-        report = train_lib.evaluate(run_dir, split)
-    except (train_lib.RunDirectoryError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from None
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    metrics["test"] = report
-    _print_report(metrics, Path(run_dir))
+    click.echo(analysis.format_report(train_lib.evaluate(run_dir, split), split))
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@_run_dir_argument
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
 def predict(run_dir, images, output):
-    """Class probabilities of a run's best checkpoint for image files."""
+    """Class probabilities of a run's best checkpoint for image files (unreadable ones say why)."""
     from radtl import train as train_lib
 
-    try:
-        table = train_lib.predict(run_dir, images)
-    except (FileNotFoundError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    table = train_lib.predict(run_dir, images)
     click.echo(table.to_string(index=False))
     if output:
         table.to_csv(output, index=False)
+    failed = int((table["error"] != "").sum())
+    if failed:
+        click.echo(f"Error: {failed} of {len(table)} files could not be read (see the error column); "
+                   "the others were predicted.", err=True)
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -268,7 +330,7 @@ def compare(run_dirs, split, as_json):
         raise click.UsageError("compare needs at least two run directories.")
     try:
         result = analysis.compare_runs(list(run_dirs), split=split)
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:  # runs on different images, classes, ...
         raise click.ClickException(str(err)) from None
     click.echo(analysis.format_comparison(result))
     if as_json:
@@ -282,12 +344,12 @@ def compare(run_dirs, split, as_json):
 @click.option("--compare", "factors", multiple=True,
               help="Config field to compare (paired on the others), e.g. weights; default: every two-level field.")
 def summarize(runs_dir, out, metric, factors):
-    """One table of every finished run, per-setting means, paired comparisons, box plots."""
+    """One table of every finished run (and the failed ones), per-setting means, paired comparisons, box plots."""
     from radtl import analysis
 
     try:
         result = analysis.summarize(runs_dir, out_dir=out, metric=metric, compare=list(factors) or None)
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(result.markdown)
     for path in result.paths.values():
@@ -299,21 +361,21 @@ def summarize(runs_dir, out, metric, factors):
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="Where the run directories go [default: runs/<sweep name>].")
 @click.option("--shard", default=None, metavar="I/N", help="Run only shard I of N (1-based), for job arrays.")
-@click.option("--dry-run", is_flag=True, help="List what would run, skip or resume; train nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate every run's config and list what would run, skip or resume.")
 def sweep(config_file, runs_dir, shard, dry_run):
     """Train a grid of runs from a YAML file; finished runs are skipped, unfinished ones resumed."""
     from radtl import sweep as sweep_lib
 
     try:
         report = sweep_lib.run_sweep(config_file, runs_dir, shard=shard, dry_run=dry_run)
-    except (sweep_lib.SweepConfigError, sweep_lib.SweepMismatchError, ValueError) as err:
+    except ValueError as err:  # SweepConfigError and a bad --shard
         raise click.ClickException(str(err)) from None
     raise SystemExit(report.exit_code)
 
 
 def main():
     """Entry point of the `radtl` console script and of `python cli.py`."""
-    cli()
+    cli(prog_name="radtl")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 `python cli.py sweep CONFIG.yaml [--runs-dir DIR] [--shard I/N] [--dry-run]` calls
 `run_sweep`. Each run trains into `RUNS_DIR/<run name>/` with `radtl.train.run`; the
-run-directory contract (`radtl.config.RUN_FILES`) tells the sweep where each run
+run-directory contract (`radtl.rundir.RunDir`) tells the sweep where each run
 stands, so the same command, run again after a crash, a kill or a cluster
 pre-emption, skips finished runs, resumes the unfinished one and starts the rest.
 
@@ -96,50 +96,38 @@ import contextlib
 import dataclasses
 import difflib
 import fcntl
-import functools
 import hashlib
-import importlib
 import itertools
 import json
 import os
 import re
 import time
 import traceback
-import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from radtl.config import RUN_FILES, TrainConfig, run_status, write_json
+from radtl.config import ConfigError, TrainConfig, load_yaml
+from radtl.rundir import RunDir, write_json
 
 __all__ = [
     "SWEEP_FILE", "ERROR_FILE", "LOCK_DIR", "Sweep", "SweepConfigError", "SweepMismatchError", "SweepReport",
-    "load", "expand", "config_hash", "shard", "parse_shard", "run_status", "run_sweep",
+    "load", "expand", "config_hash", "shard", "parse_shard", "run_sweep",
 ]
 
 #: Provenance file written into the runs directory.
 SWEEP_FILE = "sweep.json"
 #: Traceback of a failed run, in its run directory.
-ERROR_FILE = RUN_FILES["error"]
+ERROR_FILE = RunDir.FILES["error"]
 #: Folder of the runs directory holding one lock file per run being trained.
 LOCK_DIR = ".locks"
 
 _TOP_LEVEL_KEYS = ("name", "extends", "base", "scenarios", "grid")
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-_FIELD_TYPES = typing.get_type_hints(TrainConfig)
 # Fields whose values are dicts of options: they merge instead of being replaced.
-_DICT_FIELDS = frozenset(name for name in _FIELDS if isinstance(getattr(TrainConfig(), name), dict))
-# Fields whose value must be a registered name: field -> module with `names()`.
-_REGISTRIES = {
-    "dataset": "radtl.data",
-    "backbone": "radtl.backbones",
-    "head": "radtl.heads",
-    "loss": "radtl.losses",
-    "schedule": "radtl.schedules",
-}
+_DICT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig) if f.default_factory is dict)
 # Naming and iteration order of the axes; the scenario axis comes after _NAME_FIRST.
 _NAME_FIRST = ("dataset", "backbone", "weights")
 _NAME_LAST = ("fold", "seed")
@@ -164,17 +152,6 @@ class SweepConfigError(ValueError):
 
 class SweepMismatchError(RuntimeError):
     """The runs directory holds a sweep whose grid differs from the one requested."""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-3` as a float (YAML 1.2) instead of a string."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,9 +211,11 @@ class SweepReport:
     def summary(self) -> str:
         """A few lines: the counts, then each failed run and its error."""
         if self.dry_run:
-            counts = {action: list(self.planned.values()).count(action) for action in ("start", "resume", "skip")}
+            counts = {action: list(self.planned.values()).count(action)
+                      for action in ("start", "resume", "skip", "skip (failed)")}
             return (f"Dry run, {len(self.planned)} runs in {self.runs_dir}: would start {counts['start']}, "
-                    f"resume {counts['resume']}, skip {counts['skip']}.")
+                    f"resume {counts['resume']}, skip {counts['skip']} finished and {counts['skip (failed)']} "
+                    "failed.")
         lines = [f"Sweep into {self.runs_dir}: {len(self.done)} done, {len(self.resumed)} resumed, "
                  f"{len(self.skipped)} skipped, {len(self.busy)} busy elsewhere, {len(self.failed)} failed."]
         lines += [f"  FAILED {name}: {error}" for name, error in self.failed.items()]
@@ -260,51 +239,12 @@ def _check_keys(keys, valid, source, where):
             _fail(source, where, f"unknown key {key!r}.{_did_you_mean(key, valid)} Valid keys: {sorted(valid)}")
 
 
-def _matches(value, hint) -> bool:
-    """Whether `value` fits the type annotation `hint` (ints pass for floats, bools do not)."""
-    if hint is Any:
-        return True
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint in (int, float):
-        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
-    return isinstance(value, origin or hint)
-
-
-def _type_name(hint) -> str:
-    return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
-
-
-@functools.cache
-def _registry_names(field) -> tuple:
-    """`names()` of the field's registry module, imported on first use (it imports Keras)."""
-    return tuple(importlib.import_module(_REGISTRIES[field]).names())
-
-
 def _check_value(field, value, source, where):
-    """Validates one field value; returns it normalised (ints of float fields as floats)."""
-    hint = _FIELD_TYPES[field]
-    if not _matches(value, hint):
-        _fail(source, where, f"`{field}` must be {_type_name(hint)}. Received: {field}={value!r} "
-                             f"({type(value).__name__})")
-    if field in _REGISTRIES and value is not None:
-        valid = list(_registry_names(field))
-        if value not in valid:
-            _fail(source, where, f"`{field}` must be one of {valid}. Received: {field}={value!r}."
-                                 f"{_did_you_mean(value, valid)}")
-    accepted = set(typing.get_args(hint)) if typing.get_origin(hint) else {hint}
-    if float in accepted and int not in accepted and type(value) is int:
-        value = float(value)  # `learning_rate: 1` and `1.0` are one config (and one hash)
-    try:  # the config's own checks (e.g. positive learning rate), on this one value
-        TrainConfig.from_dict({field: value})
-    except (TypeError, ValueError) as err:
+    """Validates one field value with `TrainConfig.check_field`; returns it normalised."""
+    try:
+        return TrainConfig.check_field(field, value)
+    except ConfigError as err:
         _fail(source, where, str(err))
-    return value
 
 
 def _check_fields(mapping, source, where, extra_keys=()):
@@ -331,11 +271,11 @@ def _read_yaml(path, seen):
     try:
         text = path.read_text()
     except OSError as err:
-        raise SweepConfigError(f"Cannot read sweep file {path}: {err}. Check the path.") from err
+        raise SweepConfigError(f"Cannot read sweep file {path}: {err.strerror or err}. Check the path.") from None
     try:
-        raw = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        raise SweepConfigError(f"{path}: not valid YAML: {err}") from err
+        raw = load_yaml(text=text)
+    except ConfigError as err:
+        raise SweepConfigError(f"{path}: {err}".replace("<text> ", "")) from None
     if not isinstance(raw, Mapping):
         raise SweepConfigError(f"{path}: a sweep file must be a mapping with keys {list(_TOP_LEVEL_KEYS)}. "
                                f"Received: {type(raw).__name__}")
@@ -687,8 +627,8 @@ def run_sweep(config_path, runs_dir=None, *, shard=None, runner: Callable | None
     mine = _shard_runs(runs, i, n)
     manifest = _reconcile_manifest(runs_dir / SWEEP_FILE, _manifest(sweep, runs))
     report = SweepReport(runs_dir=runs_dir, dry_run=dry_run)
-    actions = {"finished": "skip", "unfinished": "resume", "new": "start"}
-    report.planned = {name: actions[run_status(runs_dir / name)] for name, _ in mine}
+    actions = {"finished": "skip", "failed": "skip (failed)", "unfinished": "resume", "new": "start"}
+    report.planned = {name: actions[RunDir(runs_dir / name).status] for name, _ in mine}
     print(f"Sweep {sweep.name!r} ({config_path}): {len(runs)} runs, shard {i}/{n}: {len(mine)} runs "
           f"-> {runs_dir}" + (" [dry run]" if dry_run else ""), flush=True)
     if dry_run:
@@ -699,7 +639,7 @@ def run_sweep(config_path, runs_dir=None, *, shard=None, runner: Callable | None
     runs_dir.mkdir(parents=True, exist_ok=True)
     if manifest is not None:
         write_json(runs_dir / SWEEP_FILE, manifest)
-    if runner is None and any(a != "skip" for a in report.planned.values()):
+    if runner is None and any(a in ("start", "resume") for a in report.planned.values()):
         runner = _default_runner()
     for k, (name, config) in enumerate(mine, 1):
         _run_one(f"[{k}/{len(mine)}] {name}", config, runs_dir / name, runner, report, name)
@@ -732,10 +672,16 @@ def _run_one(label, config, run_dir, runner, report, name):
 
 
 def _run_locked(label, config, run_dir, runner, report, name):
-    state = run_status(run_dir)  # again: another process may have finished it meanwhile
+    run = RunDir(run_dir)
+    state = run.status  # again: another process may have finished it meanwhile
     if state == "finished":
         print(f"{label} ... skipped (finished)", flush=True)
         report.skipped.append(name)
+        return
+    if state == "failed":  # diverged or collapsed: deterministic, so not retried
+        reason = run.read_failure()["reason"]
+        print(f"{label} ... FAILED earlier, not retried: {reason} (delete {run_dir} to retry)", flush=True)
+        report.failed[name] = reason
         return
     resume = state == "unfinished"
     if run_dir.exists():
@@ -744,13 +690,13 @@ def _run_locked(label, config, run_dir, runner, report, name):
     start = time.monotonic()
     try:
         runner(config, run_dir, resume=resume)
-        if run_status(run_dir) != "finished":
-            raise RuntimeError(f"the runner returned without writing {run_dir / RUN_FILES['metrics']}; "
+        if run.status != "finished":
+            raise RuntimeError(f"the runner returned without writing {run.file('metrics')}; "
                                f"a runner must write the run-directory files, metrics.json last.")
     except Exception as err:  # noqa: BLE001 - record it, go on with the next run
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_FILE).write_text(traceback.format_exc())
-        message = f"{type(err).__name__}: {err}".splitlines()[0]
+        run.write_error(traceback.format_exc())
+        failure = run.read_failure()
+        message = failure["reason"] if failure else f"{type(err).__name__}: {err}".splitlines()[0]
         report.failed[name] = message
         print(f"{label} ... FAILED after {_format_seconds(time.monotonic() - start)}: {message} "
               f"(traceback in {run_dir / ERROR_FILE})", flush=True)

@@ -1,39 +1,43 @@
 """One study run, end to end: `run(config, run_dir)` trains, selects, evaluates, records.
 
-The recipe, top to bottom (what `python cli.py train` does):
+The recipe, top to bottom (what `radtl train` does):
 
-1. Turn on TensorFlow op determinism; seed everything from `config.seed` just
-   before the model is built (the input pipeline has its own explicit seeds).
-2. Choose precision and XLA (`radtl.precision.configure`) and, on a machine with
-   several GPUs, a `tf.distribute.MirroredStrategy`.
-3. Read the fold's train/val/test splits (`radtl.data.load`; the official
-   augmentation on train).
-4. Build the model (`radtl.build_model`: preprocessing, backbone, head), the loss
-   (`radtl.losses`), the optimizer (with a cosine decay if asked) and compile with a
-   positive-class AUC metric (scikit-learn's binary ROC AUC is computed on the saved
-   predictions; the training-time metric is Keras' 1,000-threshold estimate).
-5. `fit` with the fine-tuning schedule as a callback (`radtl.schedules`), plus
-   BackupAndRestore (kill and `resume=True`), a checkpoint of the best epoch by
-   validation AUC, CSV history, TensorBoard logs and a NaN guard.
-6. Reload the best checkpoint; predict the val and test splits; write predictions,
-   metrics (AUC with DeLong CI, threshold metrics, calibration) and plots.
+1. Check before creating anything (`plan`): the config is valid (`TrainConfig`
+   validates itself), the dataset fold is built (`radtl.data.open`), the weight file
+   is there and is HDF5 (`radtl.pretrained.check_available`). A failed check leaves
+   no run directory.
+2. Turn on TensorFlow op determinism; choose precision and XLA
+   (`radtl.precision.configure`) and, on a machine with several GPUs, a
+   `tf.distribute.MirroredStrategy`; seed everything from `config.seed` just before
+   the model is built (the input pipeline has its own explicit seeds).
+3. Build the model (`radtl.build_model`: preprocessing, backbone, head), the loss and
+   the schedule from their registries with one `RunContext` (number of classes,
+   training batches), the optimizer, and compile with a positive-class AUC metric.
+4. `fit` with the schedule and the loss's callbacks, a checkpoint of the best epoch by
+   `monitor` (finite weights only, no optimizer state), CSV history, TensorBoard logs,
+   `keras.callbacks.TerminateOnNaN` and a kill-safe BackupAndRestore (`resume=True`).
+5. Check the run's health (`radtl.health`): a NaN/inf loss, a loss stuck far above
+   chance, or one constant prediction for every image marks the run failed
+   (`failed.json`, with the reason) instead of reporting an AUC.
+6. Predict the val and test splits with the best checkpoint; write predictions, plots
+   and `metrics.json` (last); only then delete the backup, so a kill at any point
+   resumes without losing epochs.
 
-Files: see `radtl.config.RUN_FILES`. `metrics.json` is written last, so a run
-directory that has it is finished. A run directory is never overwritten: starting a
-run into an existing directory is an error unless `resume=True`, and resuming checks
-that the config is the one recorded.
+Files: `radtl.rundir.RunDir`. A run directory is never overwritten: starting a run
+into a directory that holds one is an error unless `resume=True`, and resuming checks
+that the config is the one recorded. A directory whose start failed before the first
+epoch ended (no history, no backup) may be reused by a corrected command.
 
 Resuming restores weights, optimizer state, dropout seed states and the epoch counter
-from the last completed epoch (a kill-safe `BackupAndRestore`). A resumed run is a
-faithful continuation but not bitwise identical to an uninterrupted one: the input
-pipeline's shuffle and augmentation streams restart, and a measured tiny run's epoch
-after the resume differed (loss 1.115 vs 1.093). The online-label-smoothing matrix
-restarts uniform.
+from the last completed epoch. A resumed run is a faithful continuation but not
+bitwise identical to an uninterrupted one: the input pipeline's shuffle and
+augmentation streams restart, and a measured tiny run's epoch after the resume
+differed (loss 1.115 vs 1.093). The online-label-smoothing matrix restarts uniform.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import json
 import logging
 import math
 import os
@@ -48,66 +52,46 @@ import tensorflow as tf
 
 import radtl
 from radtl import data as data_lib
+from radtl import health
+from radtl import keras_metrics
 from radtl import losses as losses_lib
 from radtl import metrics as metrics_lib
 from radtl import models as models_lib
 from radtl import precision as precision_lib
+from radtl import pretrained
 from radtl import schedules as schedules_lib
-from radtl.config import RUN_FILES
 from radtl.config import TrainConfig
-from radtl.config import best_index
-from radtl.config import monitor_mode
-from radtl.config import run_status
-from radtl.config import write_json
+from radtl.registry import RunContext
+from radtl.rundir import RunDir
+from radtl.rundir import RunDirectoryError
+from radtl.rundir import best_index
+from radtl.rundir import monitor_mode
+from radtl.rundir import probabilities
 
-__all__ = ["run", "evaluate", "predict", "RunDirectoryError", "TrainingDivergedError", "run_status"]
+__all__ = ["run", "plan", "Plan", "evaluate", "predict", "RunDirectoryError", "RunFailedError",
+           "TrainingDivergedError"]
 
 logger = logging.getLogger(__name__)
 
 
-class RunDirectoryError(FileExistsError):
-    """The run directory is in a state that does not allow the requested action."""
+class RunFailedError(RuntimeError):
+    """The run diverged, saturated or collapsed: it is marked failed and has no result.
 
-
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
-
-
-@keras.saving.register_keras_serializable(package="radtl")
-class PositiveClassAUC(keras.metrics.AUC):
-    """ROC AUC of the positive class (index 1) for integer labels and (B, 2) probabilities.
-
-    The anchors' `keras.metrics.AUC` on one-hot labels is a micro average over both
-    columns; this metric scores only P(class 1), as the binary ROC AUC does.
+    Attributes:
+        kind: str. "diverged", "saturated" or "collapsed".
+        run_dir: Path. The failed run's directory (history and reason kept there).
     """
 
-    def __init__(self, num_thresholds=1000, name="auc", **kwargs):
-        super().__init__(num_thresholds=num_thresholds, name=name, **kwargs)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = keras.ops.reshape(y_true, (-1,))
-        return super().update_state(y_true, y_pred[:, 1], sample_weight=sample_weight)
+    def __init__(self, message, kind, run_dir):
+        super().__init__(message)
+        self.kind = kind
+        self.run_dir = run_dir
 
 
-@keras.saving.register_keras_serializable(package="radtl")
-class MacroOneVsRestAUC(keras.metrics.AUC):
-    """Macro average over classes of the one-vs-rest ROC AUC, for integer labels."""
+TrainingDivergedError = RunFailedError  # the name of earlier releases
 
-    def __init__(self, num_classes, num_thresholds=1000, name="auc", **kwargs):
-        super().__init__(num_thresholds=num_thresholds, name=name, multi_label=True,
-                         num_labels=num_classes, **kwargs)
-        self.num_classes = num_classes
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.num_classes)
-        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in ("multi_label", "num_labels", "label_weights"):
-            config.pop(key, None)
-        return {**config, "num_classes": self.num_classes}
-
+# ---------------------------------------------------------------------------- checkpoints
 
 class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """BackupAndRestore whose backup survives a kill at any moment.
@@ -117,10 +101,16 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     written under a temporary name and renamed, and the metadata (epoch and file name,
     itself replaced atomically) is updated only after it: the metadata always points
     to a complete weights file of the epoch it names. The metadata also keeps the
-    random layers' seed-generator states, which weight files leave out.
+    random layers' seed-generator states, which weight files leave out. The trainer
+    deletes the backup only after `metrics.json` exists (`delete_checkpoint=False`).
     """
 
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, delete_checkpoint=False)
+
     def _save_model(self):
+        from radtl.rundir import write_json
+
         backup_dir = Path(self.backup_dir)
         backup_dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch{self._current_epoch:05d}.weights.h5"
@@ -135,6 +125,8 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 old.unlink()
 
     def _load_model(self):
+        import json
+
         path = Path(self._training_metadata_path)
         if not path.exists():
             return
@@ -152,34 +144,90 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
 
 
-class _NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first NaN/inf loss and remembers where."""
+def _all_finite(model) -> bool:
+    return all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in model.weights)
 
-    def on_train_begin(self, logs=None):
-        self.where = None
-        self._epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
+def save_inference_model(model: keras.Model, path) -> None:
+    """Saves `model` as a `.keras` file without optimizer, loss or metrics, atomically.
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.where = (self._epoch + 1, batch + 1, float(loss))
-            self.model.stop_training = True
+    The file holds what inference needs (architecture, preprocessing, weights): a
+    checkpoint of VGG16 at 32 px shrinks from 177 MB (with Adam's two moments) to a
+    third of that. It is written under a temporary name and renamed.
+    """
+    path = Path(path)
+    inference = keras.Model(model.inputs, model.outputs, name=model.name)
+    tmp = path.with_name(f".incomplete-{path.name}")
+    inference.save(tmp)
+    os.replace(tmp, path)
+
+
+class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint of the best epoch that never keeps non-finite weights.
+
+    Saves with `save_inference_model` (no optimizer state: resuming uses the backup).
+    An epoch whose monitored value or weights are NaN/inf is never saved.
+    """
+
+    def _save_model(self, epoch, batch, logs):
+        current = (logs or {}).get(self.monitor)
+        if current is None or not math.isfinite(float(current)):
+            return
+        if not self._is_improvement(current, self.best):
+            return
+        if not _all_finite(self.model):
+            logger.warning("Epoch %d: weights are not finite; the checkpoint is not replaced.", epoch + 1)
+            return
+        self.best = current
+        save_inference_model(self.model, self.filepath)
+
+
+# ---------------------------------------------------------------------------- plan
+
+@dataclasses.dataclass
+class Plan:
+    """What a run will use, checked before anything is created.
+
+    Attributes:
+        config: TrainConfig. The validated config.
+        dataset: `radtl.data.DatasetFold`. The opened dataset fold.
+        weights_file: Path or None. The weight file to load (None: random init, or a
+            Keras-managed ImageNet file fetched through `keras.utils.get_file`).
+    """
+
+    config: TrainConfig
+    dataset: object
+    weights_file: Path | None
+
+    def describe(self) -> str:
+        """Human-readable lines: the resolved config, where the data and weights are."""
+        lines = [f"{k}: {v!r}" for k, v in self.config.to_dict().items()]
+        sizes = ", ".join(f"{k} {v}" for k, v in self.dataset.split_sizes.items())
+        lines.append(f"dataset: {self.dataset.name}/fold{self.dataset.fold} in "
+                     f"{self.dataset.builder.data_dir} ({sizes}; classes {self.dataset.class_names})")
+        weights = self.weights_file or ("random initialisation" if self.config.weights is None
+                                        else "Keras-managed file (downloaded to the Keras cache on first use)")
+        lines.append(f"weights file: {weights}")
+        return "\n".join(lines)
+
+
+def plan(config: TrainConfig) -> Plan:
+    """Checks everything a run needs without creating anything.
+
+    Raises:
+        radtl.data.DataError: the dataset fold is not built (with the command to build it).
+        radtl.weights.WeightsError: the weight file is missing, an HTML page, truncated
+            or does not match the manifest (with the fix).
+        ValueError: the backbone cannot take these weights or this image size.
+    """
+    dataset = data_lib.open(config.dataset, config.fold, config.data_dir)
+    weights_file = pretrained.check_available(config.backbone, config.weights, config.weights_dir)
+    models_lib.check_build_arguments(config.backbone, config.weights, image_size=config.image_size,
+                                     preprocessing=config.preprocessing)
+    return Plan(config, dataset, weights_file)
 
 
 # ---------------------------------------------------------------------------- run dir
-
-def _status(run_dir: Path) -> str:
-    """`run_status`, refusing a non-empty directory that is not a run directory."""
-    status = run_status(run_dir)
-    if status == "new" and run_dir.exists() and any(p.name != RUN_FILES["error"] for p in run_dir.iterdir()):
-        raise RunDirectoryError(
-            f"{run_dir} exists, is not empty and holds no {RUN_FILES['config']}: it is not a radtl run "
-            "directory. Choose another output directory.")
-    return status
-
 
 def _package_versions() -> dict[str, str]:
     import sklearn
@@ -190,33 +238,39 @@ def _package_versions() -> dict[str, str]:
             "scikit_learn": sklearn.__version__, "pandas": pd.__version__, "platform": platform.platform()}
 
 
-def _write_json(path: Path, payload) -> None:
-    write_json(path, payload, default=_json_default)
+def _aborted_start(run: RunDir) -> bool:
+    """An unfinished run whose start failed before its first epoch ended."""
+    return run.status == "unfinished" and not run.has_history() and not run.file("backup").exists()
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
+def claim(config: TrainConfig, run: RunDir, resume: bool) -> str:
+    """Checks that `run` may receive this run; returns "new", "unfinished" or "finished".
 
+    Creates nothing. A finished run is returned as is only when resuming.
 
-def _claim_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> str:
-    status = _status(run_dir)
-    if status == "new":
-        return status
+    Raises:
+        RunDirectoryError: the directory holds another run, a failed run, or not a run.
+    """
+    status = run.check_usable()
+    if status == "new" or _aborted_start(run):
+        return "new"
+    if status == "failed":
+        failure = run.read_failure()
+        raise RunDirectoryError(
+            f"{run.path} holds a run that {failure['kind']}: {failure['reason']} It has no result and is not "
+            "continued; start the corrected run in another directory.")
     if not resume:
+        hint = ("continue it with --resume (resume=True)" if status == "unfinished"
+                else "its results are final")
+        raise RunDirectoryError(f"{run.path} already holds a {status} run ({hint}); choose another output "
+                                "directory: radtl never overwrites a run.")
+    recorded = run.read_config()
+    differing = recorded.differences(config)
+    if differing:
         raise RunDirectoryError(
-            f"{run_dir} already holds a {status} run. Pass resume=True (CLI: --resume) to continue an "
-            f"unfinished run, or choose another output directory; radtl never overwrites a run.")
-    recorded = TrainConfig.load(run_dir)
-    if recorded != config:
-        differing = {k: (v, config.to_dict()[k]) for k, v in recorded.to_dict().items() if config.to_dict()[k] != v}
-        raise RunDirectoryError(
-            f"Cannot resume {run_dir}: its recorded config differs in {sorted(differing)} "
-            f"(recorded vs requested: {differing}). Resume with the recorded config "
-            f"(`TrainConfig.load(run_dir)`, CLI: `train --resume --out {run_dir}` without other options).")
+            f"Cannot resume {run.path}: its recorded config differs in {sorted(differing)} (recorded vs requested: "
+            f"{differing}). Resume with the recorded config (CLI: `radtl train --resume --out {run.path}` without "
+            "other options).")
     return status
 
 
@@ -231,12 +285,10 @@ def _strategy() -> tf.distribute.Strategy:
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
-    if config.lr_decay == "constant":
-        return config.learning_rate
     if config.lr_decay == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=config.min_lr_ratio)
-    raise ValueError(f"`lr_decay` must be one of ('constant', 'cosine'). Received: lr_decay={config.lr_decay!r}")
+    return config.learning_rate
 
 
 _OPTIMIZERS = {
@@ -247,101 +299,62 @@ _OPTIMIZERS = {
 }
 
 
-def _optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    if config.optimizer not in _OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {sorted(_OPTIMIZERS)}. Received: optimizer={config.optimizer!r}")
-    return _OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch))
-
-
-def _loss(config: TrainConfig, num_classes: int):
-    options = dict(config.loss_options)
-    if config.loss == "ols":
-        options.setdefault("num_classes", num_classes)
-    return losses_lib.get(config.loss, **options)
-
-
-def _auc_metric(num_classes: int) -> keras.metrics.Metric:
-    return PositiveClassAUC() if num_classes == 2 else MacroOneVsRestAUC(num_classes)
-
-
-def _best_so_far(config: TrainConfig, run_dir: Path):
-    """The best `monitor` value of the epochs an unfinished run already has (None if none).
-
-    A resumed ModelCheckpoint must only replace `best.keras` with a better epoch.
-    """
-    path = run_dir / RUN_FILES["history"]
-    if not path.exists() or not (run_dir / RUN_FILES["checkpoint"]).exists():
-        return None
-    history = pd.read_csv(path)
-    if config.monitor not in history.columns or history.empty:
-        return None
-    return float(history[config.monitor].iloc[best_index(history[config.monitor], config.monitor)])
-
-
-def _callbacks(config, run_dir: Path, loss, train_ds, resumed: bool) -> list[keras.callbacks.Callback]:
-    schedule_options = dict(config.schedule_options)
-    if schedules_lib.needs_training_data(config.schedule):
-        schedule_options["data"] = train_ds  # Auto-RGN measures gradients on training batches
-    callbacks = [schedules_lib.get(config.schedule, **schedule_options)]
-    if hasattr(loss, "callback"):
-        callbacks.append(loss.callback())
+def _callbacks(config, run: RunDir, schedule, loss, resumed: bool) -> list[keras.callbacks.Callback]:
     # BackupAndRestore comes last: at an epoch's end the checkpoint and the history row
     # are written before the backup, so a kill in between repeats that epoch's row
-    # (deduplicated when read) rather than losing it.
-    callbacks += [
-        keras.callbacks.ModelCheckpoint(str(run_dir / RUN_FILES["checkpoint"]), monitor=config.monitor,
-                                        mode=monitor_mode(config.monitor), save_best_only=True, verbose=0,
-                                        initial_value_threshold=_best_so_far(config, run_dir) if resumed else None),
-        keras.callbacks.CSVLogger(str(run_dir / RUN_FILES["history"]), append=resumed),
-        keras.callbacks.TensorBoard(str(run_dir / RUN_FILES["tensorboard"])),
-        _NaNGuard(),
-        _AtomicBackupAndRestore(str(run_dir / RUN_FILES["backup"])),
+    # (de-duplicated when read) rather than losing it.
+    return [
+        schedule,
+        *loss.callbacks(),
+        keras.callbacks.TerminateOnNaN(),
+        _BestCheckpoint(str(run.file("checkpoint")), monitor=config.monitor, mode=monitor_mode(config.monitor),
+                        save_best_only=True, verbose=0,
+                        initial_value_threshold=run.best_so_far(config.monitor) if resumed else None),
+        keras.callbacks.CSVLogger(str(run.file("history")), append=resumed),
+        keras.callbacks.TensorBoard(str(run.file("tensorboard"))),
+        _AtomicBackupAndRestore(str(run.file("backup"))),
     ]
-    return callbacks
+
+
+def _chance_loss(config: TrainConfig, context: RunContext) -> float:
+    """The run's loss for uniform predictions (1/K each) on one training batch: what learning nothing scores.
+
+    A fresh loss object is used, so stateful losses (OLS) are not disturbed.
+    """
+    loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
+    _, labels = next(iter(context.train_data.take(1)))
+    uniform = tf.fill((tf.shape(labels)[0], context.num_classes), 1.0 / context.num_classes)
+    return float(loss(labels, uniform))
 
 
 # ---------------------------------------------------------------------------- predict
 
-def _predict_split(model, config: TrainConfig, split: str) -> pd.DataFrame:
-    ds = data_lib.load(config.dataset, split, fold=config.fold, image_size=config.image_size,
-                       batch_size=config.batch_size, data_dir=config.data_dir, with_metadata=True)
-    names = data_lib.class_names(config.dataset, config.fold, data_dir=config.data_dir)
+def _predict_split(model, config: TrainConfig, dataset, split: str) -> pd.DataFrame:
+    ds = dataset.load(split, image_size=config.image_size, batch_size=config.batch_size,
+                      resize_method=config.resize_method, with_metadata=True)
     frames = []
     for images, labels, meta in ds:
         probs = np.asarray(model(images, training=False), dtype=np.float64)
         frame = pd.DataFrame({"filename": [f.decode() for f in meta["filename"].numpy()],
                               "exam_id": [e.decode() for e in meta["exam_id"].numpy()],
                               "label": labels.numpy().astype(int)})
-        for k, name in enumerate(names):
+        for k, name in enumerate(dataset.class_names):
             frame[f"prob_{name}"] = probs[:, k]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
-def _probabilities(predictions: pd.DataFrame) -> np.ndarray:
-    return predictions[[c for c in predictions.columns if c.startswith("prob_")]].to_numpy()
-
-
-def _load_best(run_dir: Path) -> keras.Model:
-    path = run_dir / RUN_FILES["checkpoint"]
+def _load_best(run: RunDir) -> keras.Model:
+    path = run.file("checkpoint")
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: the run in {run_dir} saved no checkpoint "
+        raise FileNotFoundError(f"{path} does not exist: the run in {run.path} saved no checkpoint "
                                 "(was it killed before its first epoch ended? continue it with --resume).")
     return keras.models.load_model(path, compile=False)
 
 
-def _evaluate_into(run_dir: Path, model, config: TrainConfig, splits, metrics: dict) -> dict:
-    for split in splits:
-        predictions = _predict_split(model, config, split)
-        predictions.to_csv(run_dir / RUN_FILES["predictions"].format(split=split), index=False)
-        metrics[split] = metrics_lib.evaluate_predictions(predictions["label"].to_numpy(),
-                                                          _probabilities(predictions))
-    return metrics
-
-
 # ---------------------------------------------------------------------------- public
 
-def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto") -> dict:
+def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto", progress=None) -> dict:
     """Trains one run into `run_dir` and returns its metrics.
 
     Args:
@@ -349,8 +362,10 @@ def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto") -
         run_dir: path. The run directory (created; never overwritten).
         resume: bool. Continue an unfinished run in `run_dir` (a finished one is
             returned as is). Defaults to False.
-        verbose: Keras `fit` verbosity ("auto", 0, 1, 2). Defaults to "auto"
-            (progress bars).
+        verbose: Keras `fit` verbosity ("auto", 0, 1, 2). Defaults to "auto".
+        progress: callable(str) or None. Receives one line per step after training
+            (predicting, plotting), so long silent phases show progress. Defaults to
+            `logger.info`.
 
     Returns:
         The metrics dict also written to `metrics.json`: `monitor`, `best_epoch`
@@ -358,53 +373,51 @@ def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto") -
         `radtl.metrics.evaluate_predictions`.
 
     Raises:
-        RunDirectoryError: `run_dir` holds a run and `resume` is False, or the
-            recorded config differs from `config`.
-        TrainingDivergedError: the loss became NaN/inf (nothing is lost: the run
-            directory keeps its history and best checkpoint so far).
+        RunDirectoryError: `run_dir` holds a run and `resume` is False, the recorded
+            config differs from `config`, or the run failed earlier.
+        RunFailedError: the run diverged, saturated or collapsed (`failed.json` holds
+            the reason; history and the best finite checkpoint are kept).
+        radtl.data.DataError, radtl.weights.WeightsError: see `plan` (raised before
+            the run directory is created).
     """
-    run_dir = Path(run_dir)
-    status = _claim_run_dir(config, run_dir, resume)
+    run_dir = RunDir(run_dir)
+    status = claim(config, run_dir, resume)
     if status == "finished":
-        logger.info("%s is finished; returning its metrics.", run_dir)
-        return json.loads((run_dir / RUN_FILES["metrics"]).read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
+        logger.info("%s is finished; returning its metrics.", run_dir.path)
+        return run_dir.read_metrics()
+    checked = plan(config)
+    run_dir.create()
     previous_policy = keras.config.dtype_policy()
     try:
-        return _run(config, run_dir, status, verbose)
+        return _run(checked, run_dir, status, verbose, progress or logger.info)
     finally:
         keras.config.set_dtype_policy(previous_policy)  # the run's policy does not leak out
 
 
-def _run(config: TrainConfig, run_dir: Path, status: str, verbose) -> dict:
+def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
+    config, dataset = checked.config, checked.dataset
     tf.config.experimental.enable_op_determinism()
     choice = precision_lib.configure(config.precision, config.xla)
     strategy = _strategy()
-
-    names = data_lib.class_names(config.dataset, config.fold, data_dir=config.data_dir)
-    train_ds = data_lib.load(config.dataset, "train", fold=config.fold, image_size=config.image_size,
-                             batch_size=config.batch_size, augment=config.augment, seed=config.seed,
-                             data_dir=config.data_dir)
-    val_ds = data_lib.load(config.dataset, "val", fold=config.fold, image_size=config.image_size,
-                           batch_size=config.batch_size, data_dir=config.data_dir)
-    builder = data_lib.builder(config.dataset, config.fold, config.data_dir)
-    split_sizes = {split: int(info.num_examples) for split, info in builder.info.splits.items()}
-    steps_per_epoch = math.ceil(split_sizes["train"] / config.batch_size)
-
+    names = dataset.class_names
+    train_ds = dataset.load("train", image_size=config.image_size, batch_size=config.batch_size,
+                            augment=config.augment, seed=config.seed, resize_method=config.resize_method)
+    val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
+                          resize_method=config.resize_method)
+    steps_per_epoch = math.ceil(dataset.split_sizes["train"] / config.batch_size)
     if status == "new":
-        _write_json(run_dir / RUN_FILES["config"], {
-            "config": config.to_dict(),
-            "resolved": {
-                "precision": {"policy": choice.policy, "xla": choice.xla, "device": choice.device,
-                              "reason": choice.reason},
-                "strategy": type(strategy).__name__,
-                "replicas": strategy.num_replicas_in_sync,
-                "class_names": names,
-                "split_sizes": split_sizes,
-                "versions": _package_versions(),
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            },
+        run.write_config(config.to_dict(), {
+            "precision": dataclasses.asdict(choice),
+            "strategy": type(strategy).__name__,
+            "replicas": strategy.num_replicas_in_sync,
+            "class_names": names,
+            "split_sizes": dataset.split_sizes,
+            "weights_file": str(checked.weights_file) if checked.weights_file else None,
+            "versions": _package_versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
+    context = RunContext(num_classes=len(names), class_names=tuple(names), train_data=train_ds,
+                         steps_per_epoch=steps_per_epoch, epochs=config.epochs)
 
     # Seed right before anything random is created: preparing a dataset (first use)
     # draws from Python's global RNG, which would shift every draw after it.
@@ -414,40 +427,57 @@ def _run(config: TrainConfig, run_dir: Path, status: str, verbose) -> dict:
             config.backbone, config.weights, head=config.head, num_classes=len(names),
             input_shape=(config.image_size, config.image_size, 3), preprocessing=config.preprocessing,
             weights_dir=config.weights_dir, **config.head_options)
-        loss = _loss(config, len(names))
-        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=loss,
-                      metrics=[_auc_metric(len(names)), keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      jit_compile=choice.xla)
-    callbacks = _callbacks(config, run_dir, loss, train_ds, resumed=status == "unfinished")
+        loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
+        schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
+        model.compile(optimizer=_OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch)),
+                      loss=loss, jit_compile=choice.xla,
+                      metrics=[keras_metrics.auc_metric(len(names)),
+                               keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    callbacks = _callbacks(config, run, schedule, loss, resumed=status == "unfinished")
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the pipeline shuffles, seeded
 
-    guard = next(c for c in callbacks if isinstance(c, _NaNGuard))
-    if guard.where is not None:
-        epoch, batch, value = guard.where
-        raise TrainingDivergedError(
-            f"The training loss became {value} at epoch {epoch}, batch {batch}; training stopped. {run_dir} keeps "
-            f"the history and the best checkpoint so far. Try a lower learning_rate (now {config.learning_rate}), "
-            "precision='float32', or check the data for corrupt images.")
-    shutil.rmtree(run_dir / RUN_FILES["backup"], ignore_errors=True)
-
-    history = pd.read_csv(run_dir / RUN_FILES["history"]).drop_duplicates("epoch", keep="last")
-    best = best_index(history[config.monitor], config.monitor)
-    metrics = {"monitor": config.monitor, "best_epoch": int(history["epoch"].iloc[best]) + 1,
-               "best_value": float(history[config.monitor].iloc[best])}
-    metrics = _evaluate_into(run_dir, _load_best(run_dir), config, ("val", "test"), metrics)
-    _write_plots(run_dir)
-    _write_json(run_dir / RUN_FILES["metrics"], metrics)
+    history = run.history()
+    run.write_history(history)  # de-duplicated once (a resumed run appends, a kill may repeat a row)
+    failure = (health.check_history(history["loss"], learning_rate=config.learning_rate)
+               or health.check_loss_level(float(history["loss"].iloc[-1]), _chance_loss(config, context),
+                                          learning_rate=config.learning_rate))
+    if failure is None and config.monitor in history.columns and not history[config.monitor].notna().any():
+        failure = health.Failure("diverged", f"`{config.monitor}` was never finite; no checkpoint was kept.")
+    best = None
+    if failure is None:
+        best = best_index(history[config.monitor], config.monitor)
+        metrics = {"monitor": config.monitor, "best_epoch": int(history["epoch"].iloc[best]) + 1,
+                   "best_value": float(history[config.monitor].iloc[best])}
+        model = _load_best(run)
+        for split in ("val", "test"):
+            progress(f"Predicting the {split} split with the best checkpoint (epoch {metrics['best_epoch']}) ...")
+            predictions = _predict_split(model, config, dataset, split)
+            run.write_predictions(split, predictions)
+            failure = health.check_predictions(probabilities(predictions), split)
+            if failure is not None:
+                break
+            metrics[split] = metrics_lib.evaluate_predictions(predictions["label"].to_numpy(),
+                                                              probabilities(predictions))
+    if failure is not None:
+        run.write_failure(failure.kind, failure.reason)
+        shutil.rmtree(run.file("backup"), ignore_errors=True)
+        raise RunFailedError(f"The run {failure.kind}: {failure.reason} Marked failed in "
+                             f"{run.file('failure')}; its history is kept.", failure.kind, run.path)
+    progress("Drawing the run's plots ...")
+    _write_plots(run)
+    run.write_metrics(metrics)
+    shutil.rmtree(run.file("backup"), ignore_errors=True)  # only now: a kill before metrics.json resumes
     return metrics
 
 
-def _write_plots(run_dir: Path) -> None:
+def _write_plots(run: RunDir) -> None:
     try:
-        from radtl import analysis
+        from radtl import plots
     except ImportError as err:  # matplotlib missing: the run itself is still complete
-        logger.warning("No plots for %s: %s", run_dir, err)
+        logger.warning("No plots for %s: %s", run.path, err)
         return
-    analysis.write_run_plots(run_dir)
+    plots.write_run_plots(run.path)
 
 
 def evaluate(run_dir, split: str = "test") -> dict:
@@ -462,14 +492,15 @@ def evaluate(run_dir, split: str = "test") -> dict:
     Returns:
         The `radtl.metrics.evaluate_predictions` report of that split.
     """
-    run_dir = Path(run_dir)
-    if _status(run_dir) != "finished":
-        raise RunDirectoryError(f"{run_dir} is not a finished run (no {RUN_FILES['metrics']}); "
-                                "finish it with `train --resume` first.")
-    config = TrainConfig.load(run_dir)
-    metrics = json.loads((run_dir / RUN_FILES["metrics"]).read_text())
-    metrics = _evaluate_into(run_dir, _load_best(run_dir), config, (split,), metrics)
-    _write_json(run_dir / RUN_FILES["metrics"], metrics)
+    run = RunDir(run_dir)
+    run.require_finished()
+    config = run.read_config()
+    metrics = run.read_metrics()
+    dataset = data_lib.open(config.dataset, config.fold, config.data_dir)
+    predictions = _predict_split(_load_best(run), config, dataset, split)
+    run.write_predictions(split, predictions)
+    metrics[split] = metrics_lib.evaluate_predictions(predictions["label"].to_numpy(), probabilities(predictions))
+    run.write_metrics(metrics)
     return metrics[split]
 
 
@@ -477,28 +508,37 @@ def predict(run_dir, image_paths) -> pd.DataFrame:
     """Class probabilities of a run's best checkpoint for image files.
 
     Images are read as the pipeline reads them (RGB, resized to the run's
-    `image_size`); the model applies its own preprocessing.
+    `image_size` with its `resize_method`); the model applies its own preprocessing.
+    A file that cannot be read gets its reason in the `error` column and NaN
+    probabilities; the other files are still predicted.
 
     Args:
-        run_dir: path. A run directory with a checkpoint.
+        run_dir: path. A finished run directory.
         image_paths: iterable of paths to PNG or JPEG files.
 
     Returns:
-        DataFrame with `filename`, `prob_<class>` per class, and `predicted`.
+        DataFrame with `filename`, `prob_<class>` per class, `predicted` and `error`
+        ("" when the file was read).
     """
-    run_dir = Path(run_dir)
-    config = TrainConfig.load(run_dir)
-    names = json.loads((run_dir / RUN_FILES["config"]).read_text())["resolved"]["class_names"]
-    model = _load_best(run_dir)
+    run = RunDir(run_dir)
+    run.require_finished()
+    config = run.read_config()
+    names = run.class_names
+    model = _load_best(run)
     rows = []
     for path in map(Path, image_paths):
+        row = {"filename": str(path), **{f"prob_{n}": np.nan for n in names}, "predicted": "", "error": ""}
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist or is not a file.")
+            row["error"] = "no such file" if not path.exists() else "not a file"
+            rows.append(row)
+            continue
         try:
-            image = data_lib.decode_image(tf.io.read_file(str(path)), config.image_size)
+            image = data_lib.decode_image(tf.io.read_file(str(path)), config.image_size, config.resize_method)
         except tf.errors.InvalidArgumentError as err:
-            raise ValueError(f"{path} is not a readable PNG/JPEG image: {err.message}") from None
+            row["error"] = f"not a readable PNG/JPEG image ({err.message.splitlines()[0]})"
+            rows.append(row)
+            continue
         probs = np.asarray(model(tf.cast(image, tf.float32)[None], training=False), dtype=np.float64)[0]
-        rows.append({"filename": str(path), **{f"prob_{n}": p for n, p in zip(names, probs)},
-                     "predicted": names[int(probs.argmax())]})
+        row.update({f"prob_{n}": p for n, p in zip(names, probs)}, predicted=names[int(probs.argmax())])
+        rows.append(row)
     return pd.DataFrame(rows)
