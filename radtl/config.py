@@ -83,7 +83,8 @@ def load_yaml(path=None, *, text: str | None = None) -> Any:
                           "(indentation, `key: value` pairs, quotes).") from None
 
 
-#: Fields with a fixed set of values.
+#: Fields with a fixed set of values (each the same as its owner's constant, which a test
+#: checks; spelled out here so that reading a config imports no other module).
 CHOICES = {
     "preprocessing": ("official", "native"),
     "optimizer": ("adam", "adamw", "sgd"),

@@ -1,49 +1,105 @@
 """`tf.data` input pipelines over radtl's TFDS datasets.
 
-`load` reads one split of one fold of a built dataset and returns a batched,
-prefetched `tf.data.Dataset` of `(images, labels)`:
+Open one fold of a dataset once and pass the handle down (as the flax examples pass
+one dataset builder); it reads the TFDS metadata once and builds every split's pipeline:
+
+    fold = radtl.data.open("synthetic_lesions", fold=1)
+    fold.class_names, fold.num_classes, fold.split_sizes   # ['benign', 'malignant'], 2, {...}
+    train = fold.load("train", image_size=224, batch_size=32, augment=True, seed=0)
+
+`DatasetFold.load` returns a batched, prefetched `tf.data.Dataset` of `(images, labels)`:
 
 - images: float32, shape (batch, image_size, image_size, 3), RGB in [0, 255] unless a
   `preprocessing` function is given (models from `radtl.build_model` carry their own
   preprocessing layer, so they take these raw values);
 - labels: int32 class ids, shape (batch,), in the order of the dataset's ClassLabel.
 
-Pipeline: read (files in a fixed order) -> decode -> resize -> cache (in memory, on
-the first pass, for splits that fit: decoding PNGs is the expensive step) -> shuffle
-(training splits; seeded, a new deterministic order every epoch) -> augment (seeded,
-stateless, in parallel) -> preprocess -> batch -> prefetch. For a given `seed` the
-stream of batches is identical from run to run, epoch by epoch.
+Pipeline: read (files in a fixed order) -> decode -> resize (bilinear by default;
+"nearest" is what the official RadImageNet scripts' `flow_from_dataframe` does) ->
+cache (in memory, on the first pass, for splits that fit: decoding PNGs is the
+expensive step) -> shuffle (training splits; seeded, a new deterministic order every
+epoch) -> augment (seeded, stateless, in parallel) -> preprocess -> batch -> prefetch.
+For a given `seed` the stream of batches is identical from run to run, epoch by epoch.
 
-Datasets (`names()`): `synthetic_lesions` is embedded (it builds itself on first use);
-`radimagenet_acl` and `radimagenet_breast` need a manual download and a `tfds build`,
-and a clear error gives the exact command when they are missing.
+Datasets (`names()`, `REGISTRY`): `synthetic_lesions` is embedded (it builds itself on
+first use); `radimagenet_acl` and `radimagenet_breast` need a manual download and a
+build (`build(...)`, `radtl data build` or `tfds build`); a `DatasetNotBuiltError`
+gives the exact command when they are missing.
+
+Expected failures raise `DataError` subclasses whose message says what is wrong and
+how to fix it: `DatasetNotBuiltError` (not built yet) and `DatasetBuildError` (the
+manual download cannot be turned into the dataset; nothing half-written is kept).
+
+Importing this module is cheap: TensorFlow and TFDS are imported when a dataset is
+opened, so `names()` serves command-line choices without them.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from radtl import augmentation
+from radtl._checks import check_choice, check_int
+from radtl.registry import Registry
 
-__all__ = ["DatasetSpec", "DatasetNotBuiltError", "names", "get", "builder", "build", "load", "counts",
-           "decode_image", "class_names"]
+if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
+    import pandas as pd
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from radtl import augmentation
+
+__all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
+           "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "names", "get", "open", "builder", "build", "build_command",
+           "load", "counts", "class_names", "decode_image"]
 
 logger = logging.getLogger(__name__)
 
-_BUILDERS_DIR = Path(__file__).resolve().parent.parent / "tfds_builders"
 NUM_FOLDS = 5
 SPLITS = ("train", "val", "test")
+#: Resize methods of `load` / `decode_image`: "bilinear" (radtl's default) and
+#: "nearest" (the official RadImageNet scripts: Keras `flow_from_dataframe`, PIL nearest).
+RESIZE_METHODS = ("bilinear", "nearest")
 _PIPELINE_GLOBAL_SEED = 0x5EED
+
+
+def _find_builders_dir() -> Path:
+    """The folder of the installed `tfds_builders` package (a checkout or site-packages).
+
+    Found through the import system, not relative to this file: `tfds_builders` is its
+    own top-level package and need not sit next to `radtl`.
+    """
+    spec = importlib.util.find_spec("tfds_builders")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("The package `tfds_builders` (shipped with radtl) cannot be imported. "
+                          "Fix: reinstall radtl (`pip install .` in its checkout, or its wheel).")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+_BUILDERS_DIR = _find_builders_dir()
+
+
+class DataError(Exception):
+    """Base of the data layer's expected failures; the message says how to fix it."""
+
+
+class DatasetNotBuiltError(DataError, FileNotFoundError):
+    """A dataset that needs a manual download has not been built yet."""
+
+
+class DatasetBuildError(DataError):
+    """A dataset could not be built (bad manual download, unwritable `data_dir`).
+
+    Nothing of the failed build is kept in `data_dir`; the original error is the
+    exception's `__cause__`.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +110,16 @@ class DatasetSpec:
         name: str. TFDS name (also the builder folder under `tfds_builders/`).
         module: str. Module that defines the TFDS `Builder` class.
         embedded: bool. True if it generates itself without a manual download.
-        manual_dir_hint: str. What the user's manual download folder holds.
+        manual_dir_hint: str. Placeholder path of the user's manual download, as
+            shown in build commands (e.g. "/path/to/acl").
+        manual_dir_contents: str. What that folder holds, in words.
     """
 
     name: str
     module: str
     embedded: bool = False
     manual_dir_hint: str = ""
+    manual_dir_contents: str = ""
 
     @property
     def builder_dir(self) -> Path:
@@ -68,58 +127,68 @@ class DatasetSpec:
         return _BUILDERS_DIR / self.name
 
 
-_REGISTRY = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec(
-            "synthetic_lesions",
-            "tfds_builders.synthetic_lesions.synthetic_lesions_dataset_builder",
-            embedded=True,
-        ),
-        DatasetSpec(
-            "radimagenet_acl",
-            "tfds_builders.radimagenet_acl.radimagenet_acl_dataset_builder",
-            manual_dir_hint="/path/to/acl (RadImageNet `acl/` folder, or the MRNet release)",
-        ),
-        DatasetSpec(
-            "radimagenet_breast",
-            "tfds_builders.radimagenet_breast.radimagenet_breast_dataset_builder",
-            manual_dir_hint="/path/to/breast (RadImageNet `breast/` folder, or Dataset_BUSI_with_GT)",
-        ),
-    )
-}
-
-
-class DatasetNotBuiltError(FileNotFoundError):
-    """A dataset that needs a manual download has not been prepared yet."""
+REGISTRY = Registry("dataset")
+for _spec in (
+    DatasetSpec(
+        "radimagenet_acl",
+        "tfds_builders.radimagenet_acl.radimagenet_acl_dataset_builder",
+        manual_dir_hint="/path/to/acl",
+        manual_dir_contents="the RadImageNet `acl/` folder, or the MRNet v1.0 release",
+    ),
+    DatasetSpec(
+        "radimagenet_breast",
+        "tfds_builders.radimagenet_breast.radimagenet_breast_dataset_builder",
+        manual_dir_hint="/path/to/breast",
+        manual_dir_contents="the RadImageNet `breast/` folder, or Dataset_BUSI_with_GT",
+    ),
+    DatasetSpec(
+        "synthetic_lesions",
+        "tfds_builders.synthetic_lesions.synthetic_lesions_dataset_builder",
+        embedded=True,
+    ),
+):
+    REGISTRY.register(_spec.name, _spec)
+del _spec
 
 
 def names() -> list[str]:
     """Names of the registered datasets."""
-    return sorted(_REGISTRY)
+    return REGISTRY.names()
 
 
 def get(name: str) -> DatasetSpec:
-    """Returns the `DatasetSpec` registered under `name`."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"`name` must be one of {names()}. Received: name={name!r}") from None
+    """Returns the `DatasetSpec` registered under `name` (unknown names list the valid ones)."""
+    return REGISTRY.get(name)
 
 
 def _check_fold(fold: int) -> None:
-    if fold not in range(1, NUM_FOLDS + 1):
+    if isinstance(fold, bool) or fold not in range(1, NUM_FOLDS + 1):
         raise ValueError(f"`fold` must be one of 1..{NUM_FOLDS}. Received: fold={fold!r}")
 
 
 def _data_dir(data_dir):
-    """`data_dir`, else `$RADTL_DATA_DIR`, else TFDS' default (~/tensorflow_datasets)."""
+    """`data_dir`, else `$RADTL_DATA_DIR`, else None (TFDS' default, ~/tensorflow_datasets)."""
     data_dir = data_dir or os.environ.get("RADTL_DATA_DIR")
     return os.fspath(data_dir) if data_dir else None
 
 
+def _root(b) -> str:
+    """The data_dir a TFDS builder reads from (its `data_dir` is <root>/<name>/<config>/<version>)."""
+    from etils import epath
+
+    return os.fspath(epath.Path(b.data_dir).parent.parent.parent)
+
+
+def _is_prepared(b) -> bool:
+    """`b.is_prepared()` without TFDS' warning about a missing dataset_info.json when it is not built."""
+    return (b.data_path / "dataset_info.json").exists() and b.is_prepared()
+
+
 def builder(name: str, fold: int = 1, data_dir=None) -> tfds.core.DatasetBuilder:
-    """The TFDS builder of `name`, config `fold{fold}`, rooted at `data_dir`."""
+    """A new TFDS builder of `name`, config `fold{fold}`, rooted at `data_dir` (prepared or not).
+
+    Prefer `open(...)`, which also checks the dataset is built and keeps one builder.
+    """
     spec = get(name)
     _check_fold(fold)
     module = importlib.import_module(spec.module)
@@ -127,7 +196,7 @@ def builder(name: str, fold: int = 1, data_dir=None) -> tfds.core.DatasetBuilder
 
 
 def build_command(name: str, fold: int = 1, data_dir=None, manual_dir: str | None = None) -> str:
-    """The exact shell command that prepares one fold of `name`."""
+    """The exact `tfds build` shell command that prepares one fold of `name`."""
     spec = get(name)
     data_dir = _data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets")
     manual = manual_dir or spec.manual_dir_hint or "/path/to/download"
@@ -135,8 +204,69 @@ def build_command(name: str, fold: int = 1, data_dir=None, manual_dir: str | Non
             f"--manual_dir={manual} --data_dir={data_dir}")
 
 
+def _radtl_build_command(name: str, fold: int, data_dir, manual_dir=None) -> str:
+    """The `radtl data build` command line that prepares one fold of `name`."""
+    spec = get(name)
+    data_dir = _data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets")
+    manual = "" if spec.embedded else f" --manual-dir {manual_dir or spec.manual_dir_hint or '/path/to/download'}"
+    return f"radtl data build {name} --fold {fold}{manual} --data-dir {data_dir}"
+
+
+def _check_manual_dir(spec: DatasetSpec, b, manual_dir) -> str:
+    """The manual download folder `build` will read; raises if it is missing or empty.
+
+    TFDS' own check (an AssertionError) would come after it has started writing.
+    """
+    path = os.fspath(manual_dir) if manual_dir else os.path.join(_root(b), "downloads", "manual")
+    problem = None
+    if not os.path.isdir(path):
+        problem = "does not exist" if not os.path.exists(path) else "is not a folder"
+    elif not os.listdir(path):
+        problem = "is empty"
+    if problem:
+        default = "" if manual_dir else f" (not given, so TFDS' default {path})"
+        raise DatasetBuildError(
+            f"`manual_dir` must be a folder holding {spec.manual_dir_contents}. "
+            f"Received: manual_dir={os.fspath(manual_dir) if manual_dir else None!r}{default}, which {problem}.\n"
+            f"{b.MANUAL_DOWNLOAD_INSTRUCTIONS.rstrip()}\n"
+            f"Fix: place the files as described (see {spec.builder_dir / 'README.md'}), then run:\n"
+            f"  {_radtl_build_command(spec.name, b.builder_config.fold, _root(b), manual_dir)}")
+    return path
+
+
+@contextlib.contextmanager
+def _removed_on_failure(b):
+    """Deletes what a failed `download_and_prepare` of builder `b` leaves in its data_dir.
+
+    TFDS writes into a temporary folder and renames it when done, but leaves the
+    dataset and fold folders, `.config/` metadata and `downloads/` behind. On any
+    exception (KeyboardInterrupt included) this removes the shallowest dataset folder
+    that did not exist before (`<root>/<name>` or `<root>/<name>/<fold>`), then
+    `downloads/extracted`, `downloads` and the root itself if they are new and empty.
+    """
+    from etils import epath
+
+    root = epath.Path(_root(b))
+    version_dir = epath.Path(b.data_dir)
+    owned = next((p for p in (version_dir.parent.parent, version_dir.parent) if not p.exists()), None)
+    scratch = [p for p in (root / "downloads" / "extracted", root / "downloads", root) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        if owned is not None and owned.exists():
+            owned.rmtree()
+        for path in scratch:
+            with contextlib.suppress(OSError):
+                if path.exists() and not any(path.iterdir()):
+                    path.rmdir()
+        raise
+
+
 def build(name: str, fold: int = 1, *, data_dir=None, manual_dir=None) -> tfds.core.DatasetBuilder:
     """Prepares one fold of a dataset (what `tfds build` does), from Python.
+
+    An already prepared fold is returned as is. A failed build keeps nothing in
+    `data_dir` that a later build or `open` could mistake for the dataset.
 
     Args:
         name: str. A registered dataset name.
@@ -144,28 +274,61 @@ def build(name: str, fold: int = 1, *, data_dir=None, manual_dir=None) -> tfds.c
         data_dir: path or None. Where TFDS writes; defaults to `$RADTL_DATA_DIR` or
             `~/tensorflow_datasets`.
         manual_dir: path or None. The user's manual download (not needed for
-            embedded datasets).
+            embedded datasets); defaults to TFDS' `<data_dir>/downloads/manual`.
 
     Returns:
         The prepared `tfds.core.DatasetBuilder`.
+
+    Raises:
+        DatasetBuildError: `manual_dir` is missing, empty or does not hold one of
+            the builder's layouts, a split list or an image is missing or invalid
+            (the builder's message names the file and the fix), or `data_dir`
+            cannot be written.
     """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tfds_builders.radimagenet_common import ManualDataError
+
+    spec = get(name)
     b = builder(name, fold, data_dir)
+    if _is_prepared(b):
+        return b
+    if not spec.embedded:
+        manual_dir = _check_manual_dir(spec, b, manual_dir)
+    root = _root(b)
+    retry = _radtl_build_command(name, fold, root, manual_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
-    b.download_and_prepare(download_config=download_config)
+    try:
+        with _removed_on_failure(b):
+            b.download_and_prepare(download_config=download_config)
+    except ManualDataError as err:
+        raise DatasetBuildError(
+            f"Could not build {name}/fold{fold} from manual_dir={manual_dir}:\n{err}\n"
+            f"Nothing was kept in {root}. After the fix, run:\n  {retry}") from err
+    except (OSError, tf.errors.OpError) as err:
+        raise DatasetBuildError(
+            f"Could not build {name}/fold{fold} in data_dir={root}: {err}\n"
+            f"Fix: pass a writable folder with free space as `data_dir` (--data-dir), then run:\n  {retry}"
+        ) from err
     return b
 
 
 def _prepared_builder(name: str, fold: int, data_dir) -> tfds.core.DatasetBuilder:
     b = builder(name, fold, data_dir)
-    if b.is_prepared():
+    if _is_prepared(b):
         return b
-    if get(name).embedded:
-        logger.info("Building the embedded dataset %s/fold%d in %s (first use).", name, fold, b.data_dir)
+    spec = get(name)
+    if spec.embedded:
+        logger.info("Building the embedded dataset %s/fold%d in %s (first use).", name, fold, _root(b))
         return build(name, fold, data_dir=data_dir)
+    root = _root(b)
     raise DatasetNotBuiltError(
-        f"Dataset {name}/fold{fold} is not built in {Path(b.data_dir).parent.parent}. "
-        f"Download it (see {get(name).builder_dir / 'README.md'}), then run:\n"
-        f"  {build_command(name, fold, data_dir)}\n"
+        f"Dataset {name}/fold{fold} is not built in {root}. Download {spec.manual_dir_contents} "
+        f"(see {spec.builder_dir / 'README.md'}), then run:\n"
+        f"  {_radtl_build_command(name, fold, root)}\n"
+        f"or, with the TFDS command-line tool:\n"
+        f"  {build_command(name, fold, root)}\n"
         f"or pass data_dir= where it was built."
     )
 
@@ -179,6 +342,7 @@ def _only_seed_matters():
     after someone sets the global seed. Inside this context the global seed is a
     constant; the caller's global seed is restored afterwards.
     """
+    import tensorflow as tf
     from tensorflow.python.eager import context  # TF has no public getter
 
     previous = context.global_seed()
@@ -189,29 +353,232 @@ def _only_seed_matters():
         tf.random.set_seed(previous)
 
 
-def decode_image(encoded, image_size: int, method: str = "bilinear") -> tf.Tensor:
+def _check_resize_method(resize_method) -> None:
+    check_choice("resize_method", resize_method, RESIZE_METHODS)
+
+
+def decode_image(encoded, image_size: int, resize_method: str = "bilinear") -> tf.Tensor:
     """Decodes a PNG/JPEG (greyscale replicated to RGB) and resizes it.
 
     Args:
         encoded: scalar string tensor, the file's bytes.
         image_size: int. Output height and width in pixels.
-        method: str. `tf.image.resize` method. Defaults to "bilinear".
+        resize_method: str. One of `RESIZE_METHODS`. "bilinear" (default;
+            `tf.image.resize`, half-pixel centres, no antialiasing) or "nearest",
+            which gives the pixels of the official RadImageNet scripts (Keras
+            `load_img(interpolation="nearest")`, i.e. PIL `Image.NEAREST`).
 
     Returns:
         uint8 tensor of shape (image_size, image_size, 3).
     """
+    import tensorflow as tf
+
+    _check_resize_method(resize_method)
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), method=method)
+    image = tf.image.resize(image, (image_size, image_size), method=resize_method)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
-def _decode_and_resize(image_size: int, method: str):
+def _decode_and_resize(image_size: int, resize_method: str):
+    import tensorflow as tf
+
     def fn(example):
-        return {"image": decode_image(example["image"], image_size, method),
+        return {"image": decode_image(example["image"], image_size, resize_method),
                 "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
                 "exam_id": example["exam_id"]}
 
     return fn
+
+
+def _check_load_arguments(image_size, batch_size, augment, resize_method):
+    """Keras-style checks of `load`'s arguments, before any TensorFlow op is built."""
+    from radtl import augmentation
+
+    check_int("image_size", image_size)
+    check_int("batch_size", batch_size)
+    if not isinstance(augment, (bool, augmentation.AugmentConfig)):
+        raise ValueError("`augment` must be True, False or a `radtl.augmentation.AugmentConfig`. "
+                         f"Received: augment={augment!r}")
+    _check_resize_method(resize_method)
+
+
+class DatasetFold:
+    """One fold of a built dataset: its metadata and a `tf.data` pipeline per split.
+
+    Create it with `open(...)`; it holds one prepared TFDS builder, so reading class
+    names, split sizes and several splits does not re-open the dataset.
+
+    Attributes:
+        name: str. The dataset's registry name.
+        fold: int. Official fold, 1..5.
+        data_dir: str. The TFDS data directory the fold is read from.
+        builder: `tfds.core.DatasetBuilder`. The prepared builder.
+        class_names: list of str. Class names in label order.
+        num_classes: int. K, the number of classes.
+        split_sizes: dict. Split name -> number of examples ("train", "val", "test").
+    """
+
+    def __init__(self, name: str, fold: int, builder):
+        self.name = name
+        self.fold = fold
+        self.builder = builder
+        self.data_dir = _root(builder)
+        info = builder.info
+        self.class_names = list(info.features["label"].names)
+        self.num_classes = len(self.class_names)
+        order = [s for s in SPLITS if s in info.splits] + sorted(s for s in info.splits if s not in SPLITS)
+        self.split_sizes = {split: int(info.splits[split].num_examples) for split in order}
+
+    def __repr__(self) -> str:
+        return (f"DatasetFold(name={self.name!r}, fold={self.fold}, data_dir={self.data_dir!r}, "
+                f"class_names={self.class_names}, split_sizes={self.split_sizes})")
+
+    def load(
+        self,
+        split: str,
+        *,
+        image_size: int = 224,
+        batch_size: int = 32,
+        preprocessing: Callable | None = None,
+        augment: bool | augmentation.AugmentConfig = False,
+        seed: int = 0,
+        shuffle: bool | None = None,
+        cache: bool = True,
+        resize_method: str = "bilinear",
+        with_metadata: bool = False,
+    ) -> tf.data.Dataset:
+        """A batched, prefetched `tf.data.Dataset` of one split of this fold.
+
+        Args:
+            split: str. "train", "val" or "test" (any TFDS split string works).
+            image_size: int. Images are resized to (image_size, image_size).
+                Defaults to 224.
+            batch_size: int. Defaults to 32. The last batch may be smaller.
+            preprocessing: callable or None. Maps float32 RGB images in [0, 255]
+                (one image, shape (H, W, 3)) to the model's input, e.g.
+                `radtl.preprocessing.get(...)`. Defaults to None (raw [0, 255] values).
+            augment: bool or AugmentConfig. True applies the official RadImageNet
+                augmentation (`radtl.augmentation.OFFICIAL`); an AugmentConfig sets each
+                transform's range (0 switches it off). Defaults to False.
+            seed: int. Seeds the shuffle order and the augmentation. Defaults to 0.
+            shuffle: bool or None. Shuffle every epoch; None shuffles "train" only.
+            cache: bool. Cache decoded, resized images in memory after the first pass.
+                Defaults to True.
+            resize_method: str. One of `RESIZE_METHODS`: "bilinear" (default) or
+                "nearest", the official RadImageNet scripts' choice (Keras
+                `flow_from_dataframe` loads with PIL nearest); see `decode_image`.
+            with_metadata: bool. Yield `(images, labels, metadata)` instead, where
+                metadata is a dict of string tensors `filename` and `exam_id`, shape (B,)
+                (for prediction files; not for `fit`, which reads a third element as
+                sample weights). Defaults to False.
+
+        Returns:
+            `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,).
+
+        Raises:
+            ValueError: an argument is out of range or of the wrong type.
+
+        Example:
+            >>> fold = open("synthetic_lesions")
+            >>> ds = fold.load("train", image_size=64, batch_size=8, augment=True, seed=1)
+            >>> images, labels = next(iter(ds))
+        """
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        from radtl import augmentation
+
+        _check_load_arguments(image_size, batch_size, augment, resize_method)
+        if augment is True:
+            augment = augmentation.OFFICIAL
+        if shuffle is None:
+            shuffle = split == "train"
+        b = self.builder
+        ds = b.as_dataset(
+            split=split,
+            shuffle_files=False,
+            decoders={"image": tfds.decode.SkipDecoding()},
+            read_config=tfds.ReadConfig(try_autocache=False),
+        )
+        options = tf.data.Options()
+        options.deterministic = True
+        ds = ds.with_options(options)
+        ds = ds.map(_decode_and_resize(image_size, resize_method), num_parallel_calls=tf.data.AUTOTUNE)
+        if cache:
+            ds = ds.cache()
+        with _only_seed_matters():
+            if shuffle:
+                num_examples = int(b.info.splits[split].num_examples)
+                ds = ds.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
+            # One stateless seed pair per image and epoch, from a seeded stream that
+            # differs (deterministically) on every iteration over the dataset.
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        if augment:
+            ds = tf.data.Dataset.zip(ds, seeds)
+            config = augment
+
+            def augment_fn(example, pair):
+                example = dict(example)
+                example["image"] = augmentation.augment(tf.cast(example["image"], tf.float32), pair, config)
+                return example
+
+            ds = ds.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+        def finish(example):
+            image = tf.cast(example["image"], tf.float32)
+            if preprocessing is not None:
+                image = preprocessing(image)
+            if with_metadata:
+                return image, example["label"], {"filename": example["filename"], "exam_id": example["exam_id"]}
+            return image, example["label"]
+
+        ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def counts(self) -> pd.DataFrame:
+        """Number of examples per split and class (reads every label once).
+
+        Returns:
+            DataFrame indexed by split ("train", "val", "test" first) with one column
+            per class name and a `total`.
+        """
+        import pandas as pd
+        import tensorflow_datasets as tfds
+
+        rows = {}
+        for split in self.split_sizes:
+            ds = self.builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+            labels = np.fromiter((int(x) for x in ds.map(lambda e: e["label"]).as_numpy_iterator()), dtype=np.int64)
+            per_class = np.bincount(labels, minlength=self.num_classes)
+            rows[split] = dict(zip(self.class_names, per_class.tolist()), total=int(len(labels)))
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def open(name: str, fold: int = 1, data_dir=None) -> DatasetFold:  # noqa: A001 (radtl.data.open)
+    """Opens one fold of a built dataset (building an embedded one on first use).
+
+    Args:
+        name: str. Dataset name, one of `names()`.
+        fold: int. Official fold 1..5. Defaults to 1.
+        data_dir: path or None. Where the dataset is built; defaults to
+            `$RADTL_DATA_DIR` or `~/tensorflow_datasets`.
+
+    Returns:
+        A `DatasetFold`: class names, split sizes and `load(split, ...)`.
+
+    Raises:
+        ValueError: unknown `name` or `fold` out of range.
+        DatasetNotBuiltError: a manual-download dataset is not built; the message
+            gives the exact build command.
+        DatasetBuildError: the embedded dataset cannot be built in `data_dir`.
+
+    Example:
+        >>> fold = open("synthetic_lesions", 1)
+        >>> fold.class_names
+        ['benign', 'malignant']
+        >>> val = fold.load("val", image_size=32, batch_size=8)
+    """
+    return DatasetFold(get(name).name, fold, _prepared_builder(name, fold, data_dir))
 
 
 def load(
@@ -230,113 +597,28 @@ def load(
     resize_method: str = "bilinear",
     with_metadata: bool = False,
 ) -> tf.data.Dataset:
-    """A batched, prefetched `tf.data.Dataset` of one split of one fold.
+    """One split of one fold: `open(name, fold, data_dir).load(split, ...)`.
 
-    Args:
-        name: str. Dataset name, one of `names()`.
-        split: str. "train", "val" or "test" (any TFDS split string works).
-        fold: int. Official fold 1..5. Defaults to 1.
-        image_size: int. Images are resized to (image_size, image_size).
-            Defaults to 224.
-        batch_size: int. Defaults to 32. The last batch may be smaller.
-        preprocessing: callable or None. Maps float32 RGB images in [0, 255]
-            (batch of one image, shape (H, W, 3)) to the model's input, e.g.
-            `radtl.preprocessing.get(...)`. Defaults to None (raw [0, 255] values).
-        augment: bool or AugmentConfig. True applies the official RadImageNet
-            augmentation (`radtl.augmentation.OFFICIAL`); an AugmentConfig sets each
-            transform's range (0 switches it off). Defaults to False.
-        seed: int. Seeds the shuffle order and the augmentation. Defaults to 0.
-        data_dir: path or None. Where the dataset is built.
-        shuffle: bool or None. Shuffle every epoch; None shuffles "train" only.
-        cache: bool. Cache decoded, resized images in memory after the first pass.
-            Defaults to True.
-        resize_method: str. `tf.image.resize` method. Defaults to "bilinear"; the
-            official Keras scripts load with "nearest".
-        with_metadata: bool. Yield `(images, labels, metadata)` instead, where
-            metadata is a dict of string tensors `filename` and `exam_id`, shape (B,)
-            (for prediction files; not for `fit`, which reads a third element as
-            sample weights). Defaults to False.
-
-    Returns:
-        `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,).
-
-    Raises:
-        DatasetNotBuiltError: a manual-download dataset is not built; the message
-            gives the `tfds build` command.
+    Opens the dataset on every call; a caller that reads several splits or the
+    class names should `open` once and use the `DatasetFold`. The arguments are
+    those of `open` and `DatasetFold.load`.
 
     Example:
         >>> ds = load("synthetic_lesions", "train", image_size=64, batch_size=8,
         ...           augment=True, seed=1)
         >>> images, labels = next(iter(ds))
     """
-    if image_size < 1 or batch_size < 1:
-        raise ValueError(f"`image_size` and `batch_size` must be >= 1. "
-                         f"Received: image_size={image_size}, batch_size={batch_size}")
-    if augment is True:
-        augment = augmentation.OFFICIAL
-    b = _prepared_builder(name, fold, data_dir)
-    if shuffle is None:
-        shuffle = split == "train"
-    ds = b.as_dataset(
-        split=split,
-        shuffle_files=False,
-        decoders={"image": tfds.decode.SkipDecoding()},
-        read_config=tfds.ReadConfig(try_autocache=False),
-    )
-    options = tf.data.Options()
-    options.deterministic = True
-    ds = ds.with_options(options)
-    ds = ds.map(_decode_and_resize(image_size, resize_method), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        ds = ds.cache()
-    with _only_seed_matters():
-        if shuffle:
-            num_examples = int(b.info.splits[split].num_examples)
-            ds = ds.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
-        # One stateless seed pair per image and epoch, from a seeded stream that
-        # differs (deterministically) on every iteration over the dataset.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    if augment:
-        ds = tf.data.Dataset.zip(ds, seeds)
-        config = augment
-
-        def augment_fn(example, pair):
-            example = dict(example)
-            example["image"] = augmentation.augment(tf.cast(example["image"], tf.float32), pair, config)
-            return example
-
-        ds = ds.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
-
-    def finish(example):
-        image = tf.cast(example["image"], tf.float32)
-        if preprocessing is not None:
-            image = preprocessing(image)
-        if with_metadata:
-            return image, example["label"], {"filename": example["filename"], "exam_id": example["exam_id"]}
-        return image, example["label"]
-
-    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    _check_load_arguments(image_size, batch_size, augment, resize_method)
+    return open(name, fold, data_dir).load(
+        split, image_size=image_size, batch_size=batch_size, preprocessing=preprocessing, augment=augment,
+        seed=seed, shuffle=shuffle, cache=cache, resize_method=resize_method, with_metadata=with_metadata)
 
 
 def counts(name: str, fold: int = 1, *, data_dir=None) -> pd.DataFrame:
-    """Number of examples per split and class of one fold (builds embedded datasets).
-
-    Returns:
-        DataFrame indexed by split with one column per class name and a `total`.
-    """
-    b = _prepared_builder(name, fold, data_dir)
-    class_names = b.info.features["label"].names
-    rows = {}
-    for split in b.info.splits:
-        labels = b.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-        labels = np.fromiter((int(x) for x in labels.map(lambda e: e["label"]).as_numpy_iterator()), dtype=np.int64)
-        per_class = np.bincount(labels, minlength=len(class_names))
-        rows[split] = dict(zip(class_names, per_class.tolist()), total=int(len(labels)))
-    order = [s for s in SPLITS if s in rows] + [s for s in rows if s not in SPLITS]
-    return pd.DataFrame.from_dict(rows, orient="index").loc[order]
+    """Number of examples per split and class of one fold: `open(...).counts()`."""
+    return open(name, fold, data_dir).counts()
 
 
 def class_names(name: str, fold: int = 1, *, data_dir=None) -> list[str]:
-    """The class names of a dataset, in label order (builds embedded datasets)."""
-    return list(_prepared_builder(name, fold, data_dir).info.features["label"].names)
+    """The class names of a dataset, in label order: `open(...).class_names`."""
+    return open(name, fold, data_dir).class_names

@@ -97,3 +97,12 @@ def test_differences_lists_changed_fields():
     a = TrainConfig(weights=None)
     b = a.replace(epochs=3)
     assert a.differences(b) == {"epochs": (30, 3)}
+
+
+def test_choices_are_the_owning_modules_choices():
+    from radtl import data, precision
+    from radtl.config import CHOICES
+
+    assert CHOICES["resize_method"] == data.RESIZE_METHODS
+    assert CHOICES["precision"] == precision.PRECISIONS
+    assert CHOICES["xla"] == precision.XLA_CHOICES
