@@ -1,22 +1,21 @@
-"""Reading run directories, plotting them, comparing runs and summarising a study.
+"""Comparing runs and summarising a study.
 
-A run directory (`radtl.train.run`; file names in `radtl.config.RUN_FILES`) holds
-`config.json`, `history.csv`, `predictions_{split}.csv` and, once the run is finished,
-`metrics.json`. This module turns such directories into figures and tables:
+A run directory (written by `radtl.train.run`, read only through `radtl.rundir.RunDir`)
+holds `config.json`, `history.csv`, `predictions_{split}.csv` and, once finished,
+`metrics.json`; a run that diverged or collapsed holds `failed.json` instead. This module
+turns such directories into tables and tests:
 
-* `load_run` / `find_runs`: read one run, or every finished run under a folder.
-* `plot_training_curves`, `plot_roc`, `plot_reliability`, `plot_boxplots`: one PNG each,
-  from data (arrays or DataFrames), never from paths; `write_run_plots` draws the
-  standard figures of one run into `RUN_DIR/plots/`.
-* `compare_runs`: two or more runs on the same test images (DeLong test and paired
-  bootstrap of the AUC difference, Holm-corrected across pairs).
+* `load_run` / `find_runs`: one finished run, or every finished run under a folder, as a
+  `Run` (config, metrics and history read once; predictions on demand).
+* `format_report`: one `radtl.metrics.evaluate_predictions` report as one line.
+* `compare_runs` / `format_comparison`: two or more runs on the same test images
+  (DeLong test and paired bootstrap of the AUC difference, Holm-corrected across pairs).
 * `summarize`: one table of every run, mean and sd per setting, paired permutation and
-  Wilcoxon tests of two-level factors (e.g. RadImageNet vs ImageNet), box plots.
+  Wilcoxon tests of two-level factors (e.g. RadImageNet vs ImageNet), box plots, and the
+  failed runs with their reasons (never averaged in).
 
-All statistics come from `radtl.metrics` and `radtl.stats`; this module only reads,
-aligns, tabulates and draws. Matplotlib is imported on first use (figures are drawn on
-its Agg canvas, without pyplot, so no global backend is changed and no figure leaks),
-which keeps `import radtl.analysis` cheap.
+Statistics come from `radtl.metrics` and `radtl.stats`, figures from `radtl.plots`; this
+module only reads, aligns and tabulates.
 
 Example:
     >>> result = summarize("runs/acl_study")               # doctest: +SKIP
@@ -29,7 +28,6 @@ import dataclasses
 import itertools
 import json
 import math
-import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -39,21 +37,17 @@ import pandas as pd
 
 from radtl import metrics as metrics_lib
 from radtl import stats as stats_lib
-from radtl.config import RUN_FILES
-from radtl.config import best_index
+from radtl.plots import plot_boxplots
+from radtl.rundir import RunDir
+from radtl.rundir import labels_and_probs
+from radtl.rundir import probabilities
 
 __all__ = [
     "Run",
     "SummaryResult",
     "load_run",
     "find_runs",
-    "plot_training_curves",
-    "roc_sensitivity_band",
-    "plot_roc",
-    "plot_reliability",
-    "plot_boxplots",
-    "write_run_plots",
-    "holm_adjust",
+    "format_report",
     "compare_runs",
     "format_comparison",
     "summarize",
@@ -69,8 +63,6 @@ _PATH_FIELDS = ("data_dir", "weights_dir")
 _BASELINE_LEVELS = {"weights": ("none", "imagenet")}
 #: Box plots colour by the first of these that is compared, else by the first compared factor.
 _PREFERRED_HUE = ("weights",)
-#: History columns that are not a loss or metric curve.
-_HISTORY_NON_CURVES = ("epoch", "learning_rate", "lr", "stage")
 #: Run-table metric columns: name -> (split, key paths into evaluate_predictions, first
 #: found wins; multi-class reports have no "roc_auc" and fall back to the macro AUC).
 _REPORT_FIELDS = {
@@ -90,107 +82,38 @@ _NOT_AVERAGED = ("test_auc_lower", "test_auc_upper")
 
 
 # ---------------------------------------------------------------------------------------
-# Reading run directories
+# Reading run directories (through RunDir)
 # ---------------------------------------------------------------------------------------
-def _read_json(run_dir: Path, key: str) -> dict:
-    """Parses `RUN_DIR/RUN_FILES[key]`, with errors that name the file."""
-    path = run_dir / RUN_FILES[key]
-    if not path.is_file():
-        hint = (
-            " The run is unfinished (still training, stopped, or failed): resume it with "
-            "`radtl.train.run(config, run_dir, resume=True)` or leave it out."
-            if key == "metrics" else ""
-        )
-        raise FileNotFoundError(
-            f"{path} does not exist: {run_dir} is not a finished radtl run directory "
-            f"(expected {RUN_FILES['config']}, {RUN_FILES['history']}, "
-            f"{RUN_FILES['predictions'].format(split='test')} and {RUN_FILES['metrics']}).{hint}"
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the file is corrupt: re-run "
-                         "the evaluation of this run.") from err
-
-
-def _read_config(run_dir: Path) -> tuple[dict, dict]:
-    """(config, resolved) from `config.json`."""
-    values = _read_json(run_dir, "config")
-    if "config" not in values:
-        raise ValueError(
-            f"{run_dir / RUN_FILES['config']} must hold {{'config': ..., 'resolved': ...}}. "
-            f"Received keys: {sorted(values)}. Was it written by radtl.train?"
-        )
-    return values["config"], values.get("resolved", {})
-
-
-def _read_history(run_dir: Path) -> pd.DataFrame:
-    """The per-epoch history (CSVLogger), one row per epoch, last entry kept per epoch.
-
-    A resumed run appends to the CSV; an epoch logged twice keeps its last row.
-    """
-    path = run_dir / RUN_FILES["history"]
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist: {run_dir} holds no per-epoch history "
-            f"({RUN_FILES['history']}, written by keras.callbacks.CSVLogger during training)."
-        )
-    history = pd.read_csv(path)
-    if "epoch" in history.columns:
-        history = history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
-    return history
-
-
-def _read_predictions(run_dir: Path, split: str, class_names=None) -> pd.DataFrame:
-    """`predictions_{split}.csv`, checked against the prediction-file contract."""
-    path = run_dir / RUN_FILES["predictions"].format(split=split)
-    if not path.is_file():
-        available = sorted(p.name for p in run_dir.glob(RUN_FILES["predictions"].format(split="*")))
-        raise FileNotFoundError(
-            f"{path} does not exist. Prediction files in {run_dir}: {available or 'none'}. "
-            "Evaluate the run on that split first (radtl.train.evaluate(run_dir, split))."
-        )
-    frame = pd.read_csv(path)
-    prob_columns = [c for c in frame.columns if c.startswith("prob_")]
-    missing = [c for c in ("filename", "label") if c not in frame.columns]
-    if missing or len(prob_columns) < 2:
-        raise ValueError(
-            f"{path} must have the columns filename, label and one prob_<class> per class "
-            f"(at least two). Received columns: {list(frame.columns)}."
-        )
-    if class_names is not None and prob_columns != [f"prob_{name}" for name in class_names]:
-        raise ValueError(
-            f"{path} has probability columns {prob_columns}, but config.json lists the "
-            f"classes {list(class_names)}; expected {[f'prob_{n}' for n in class_names]} in "
-            "that order."
-        )
-    return frame
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
-    """One finished run directory, read into memory.
+    """A finished run directory, its small files read once into memory.
 
     Attributes:
-        path: Path of the run directory.
+        rundir: the `radtl.rundir.RunDir` it was read from.
         config: dict, `TrainConfig.to_dict()` as recorded in `config.json`.
         resolved: dict, what the run resolved at start (precision, versions,
             class_names, ...).
         metrics: dict, `metrics.json`: `monitor`, `best_epoch` (1-based), `best_value`
             and one `radtl.metrics.evaluate_predictions` report per evaluated split.
-        history: DataFrame, one row per epoch (`epoch` is 0-based, as CSVLogger).
+        history: DataFrame, one row per epoch (`epoch` 0-based, as CSVLogger; an epoch
+            logged twice keeps its last row).
     """
 
-    path: Path
+    rundir: RunDir
     config: dict
     resolved: dict
     metrics: dict
     history: pd.DataFrame = dataclasses.field(repr=False)
 
     @property
+    def path(self) -> Path:
+        """The run directory's Path."""
+        return self.rundir.path
+
+    @property
     def name(self) -> str:
         """The run directory's name."""
-        return self.path.name
+        return self.rundir.name
 
     @property
     def class_names(self) -> list[str] | None:
@@ -198,77 +121,79 @@ class Run:
         return self.resolved.get("class_names")
 
     def predictions(self, split: str = "test") -> pd.DataFrame:
-        """The predictions of one split: filename, exam_id, label, prob_<class>...
+        """The predictions of one split (`RunDir.read_predictions`): filename, exam_id,
+        label, prob_<class>..., one row per image, checked against the class names.
 
         Args:
             split: str, "test" (default) or "val" (any split the run was evaluated on).
-
-        Returns:
-            DataFrame with one row per image, as written by the trainer.
         """
-        return _read_predictions(self.path, split, self.class_names)
+        return self.rundir.read_predictions(split, self.class_names)
 
     def labels_and_probs(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-        """Labels (N,) int and probabilities (N, K) float64 of one split, in file order."""
-        return _labels_and_probs(self.predictions(split))
-
-
-def _labels_and_probs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    probs = frame[[c for c in frame.columns if c.startswith("prob_")]].to_numpy(np.float64)
-    return frame["label"].to_numpy(np.int64), probs
+        """Labels (N,) int64 and probabilities (N, K) float64 of one split, in file order."""
+        return labels_and_probs(self.predictions(split))
 
 
 def load_run(run_dir) -> Run:
     """Reads a finished run directory.
 
     Args:
-        run_dir: str or Path, a directory written by `radtl.train.run`.
+        run_dir: str, Path or `radtl.rundir.RunDir`, a directory written by
+            `radtl.train.run`.
 
     Returns:
         A `Run`. Predictions are read on demand (`run.predictions("test")`).
 
     Raises:
-        FileNotFoundError: naming the missing file (`config.json`, `history.csv`, or
-            `metrics.json` for an unfinished run).
+        RunDirectoryError: not a run directory, or a failed or unfinished run
+            (`RunDir.require_finished`, whose message says which and what to do).
+        FileNotFoundError: the run has no `history.csv`.
 
     Example:
         >>> run = load_run("runs/resnet50_radimagenet/fold1")   # doctest: +SKIP
         >>> run.metrics["test"]["roc_auc"]["auc"]               # doctest: +SKIP
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"Run directory {run_dir} does not exist (or is not a directory).")
-    config, resolved = _read_config(run_dir)
-    return Run(path=run_dir, config=config, resolved=resolved,
-               metrics=_read_json(run_dir, "metrics"), history=_read_history(run_dir))
+    rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    rundir.require_finished()
+    return Run(rundir=rundir, config=rundir.read_config_dict(), resolved=rundir.read_resolved(),
+               metrics=rundir.read_metrics(), history=rundir.history())
 
 
-def _scan_runs(runs_dir) -> tuple[list[Path], list[Path]]:
-    """(finished, unfinished) run directories under `runs_dir` (recursive, sorted)."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"Runs directory {runs_dir} does not exist (or is not a directory).")
-    run_dirs = sorted(p.parent for p in runs_dir.rglob(RUN_FILES["config"]))
-    finished = [d for d in run_dirs if (d / RUN_FILES["metrics"]).is_file()]
-    unfinished = [d for d in run_dirs if not (d / RUN_FILES["metrics"]).is_file()]
-    return finished, unfinished
-
-
-def _warn_unfinished(unfinished: list[Path]) -> None:
-    if unfinished:
-        listed = ", ".join(str(p) for p in unfinished)
+def _scan(runs_dir) -> dict[str, list[RunDir]]:
+    """Run directories under `runs_dir` by status ("finished", "failed", "unfinished");
+    warns about the failed and unfinished ones, which are left out of every result."""
+    found = {"finished": [], "failed": [], "unfinished": []}
+    for run in RunDir.scan(runs_dir):
+        found[run.status].append(run)
+    if found["unfinished"]:
+        listed = ", ".join(str(run.path) for run in found["unfinished"])
         warnings.warn(
-            f"Skipping {len(unfinished)} unfinished run(s) (no {RUN_FILES['metrics']}): "
-            f"{listed}. Resume them (radtl.train.run(..., resume=True)) to include them.",
+            f"Skipping {len(found['unfinished'])} unfinished run(s) (no {RunDir.FILES['metrics']}): "
+            f"{listed}. Resume them (`radtl train --resume --out RUN_DIR`) to include them.",
             stacklevel=3,
         )
+    if found["failed"]:
+        listed = "; ".join(f"{run.path} ({_failure(run)['reason']})" for run in found["failed"])
+        warnings.warn(
+            f"Leaving out {len(found['failed'])} failed run(s) ({RunDir.FILES['failure']}: diverged or "
+            f"collapsed, no result): {listed}.",
+            stacklevel=3,
+        )
+    return found
+
+
+def _failure(run: RunDir) -> dict:
+    """`failed.json` with `kind` and `reason` always present."""
+    failure = run.read_failure() or {}
+    return {**failure, "kind": failure.get("kind", "unknown"), "reason": failure.get("reason", "no reason recorded")}
 
 
 def find_runs(runs_dir) -> list[Run]:
     """Every finished run directory under `runs_dir`, searched recursively.
 
-    A run directory is one holding `config.json`; it is finished when it also holds
-    `metrics.json`. Unfinished runs are skipped and listed in a `UserWarning`.
+    A run directory is one holding `config.json` (`RunDir.scan`); it is finished when it
+    also holds `metrics.json`. Unfinished and failed runs (`failed.json`) are left out
+    and listed in a `UserWarning`.
 
     Args:
         runs_dir: str or Path, e.g. the output folder of a study.
@@ -276,479 +201,60 @@ def find_runs(runs_dir) -> list[Run]:
     Returns:
         list of `Run`, sorted by path (empty if none is finished).
     """
-    finished, unfinished = _scan_runs(runs_dir)
-    _warn_unfinished(unfinished)
-    return [load_run(d) for d in finished]
+    return [load_run(run) for run in _scan(runs_dir)["finished"]]
 
 
 # ---------------------------------------------------------------------------------------
-# Plots
+# One evaluation report
 # ---------------------------------------------------------------------------------------
-def _figure(n_rows=1, n_cols=1, *, size=(5.0, 4.0), **subplot_kw):
-    """A matplotlib Figure on the Agg canvas and its axes (matplotlib imported here)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] * n_cols, size[1] * n_rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False, **subplot_kw)
-    return fig, axes
+def _number(value, digits: int = 4) -> str:
+    """A float with `digits` decimals, "n/a" for None or NaN (undefined in the report)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, format="png")
-    return path
+def format_report(report: dict, split: str) -> str:
+    """One line summarising a `radtl.metrics.evaluate_predictions` report of one split.
 
-
-def _colors(n):
-    """n distinct colours (tab10, cycled)."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10"]
-    return [cmap(i % 10) for i in range(n)]
-
-
-def _history_curves(history: pd.DataFrame) -> dict[str, list[str]]:
-    """Curve name -> its columns ([name, val_name] where both exist), in column order."""
-    curves: dict[str, list[str]] = {}
-    for column in history.columns:
-        if column in _HISTORY_NON_CURVES or not pd.api.types.is_numeric_dtype(history[column]):
-            continue
-        base = column.removeprefix("val_")
-        curves.setdefault(base, []).append(column)
-    # The loss first; in each panel the training curve first, then validation.
-    ordered = sorted(curves, key=lambda base: base != "loss")
-    return {base: sorted(curves[base], key=lambda c: c.startswith("val_")) for base in ordered}
-
-
-def plot_training_curves(history: pd.DataFrame, path, *, best_epoch: int | None = None,
-                         title: str | None = None) -> Path:
-    """Training and validation curves, one panel per loss/metric, plus the learning rate.
-
-    Every numeric history column `x` is drawn with its `val_x` partner (when present) in
-    one panel; `learning_rate` (or `lr`) gets its own panel (log scale), and a change of
-    `stage` (fine-tuning schedules) is marked by a dotted line. Epochs are drawn 1-based.
+    Binary: AUC of P(class 1) with its DeLong CI and the class counts, accuracy,
+    sensitivity and specificity at the report's threshold, and the ECE. Multi-class:
+    top-1 accuracy and the macro one-vs-rest AUC. Undefined values (e.g. a DeLong CI with
+    one positive case) read "n/a".
 
     Args:
-        history: DataFrame, one row per epoch as written by `keras.callbacks.CSVLogger`
-            (`epoch` 0-based, `loss`, `val_loss`, `auc`, `val_auc`, ...).
-        path: str or Path of the PNG to write (folders are created).
-        best_epoch: int or None, 1-based epoch of the selected checkpoint (dashed line).
-        title: str or None, figure title.
+        report: dict, one split's report (e.g. `RunDir.read_metrics()["val"]`).
+        split: str, the split the report is of ("train", "val", "test"): the label of
+            every number.
 
     Returns:
-        The Path of the PNG.
+        str, one line without a trailing newline.
 
     Example:
-        >>> h = pd.DataFrame({"epoch": [0, 1], "loss": [0.7, 0.5], "val_loss": [0.8, 0.6]})
-        >>> plot_training_curves(h, "/tmp/curves.png").name
-        'curves.png'
+        >>> report = metrics_lib.evaluate_predictions([0, 1, 1, 0], [0.3, 0.8, 0.6, 0.4])
+        >>> format_report(report, "val")[:12]
+        'val AUC 1.00'
     """
-    curves = _history_curves(history)
-    if not curves or len(history) == 0:
-        raise ValueError(
-            "`history` needs at least one row and one numeric loss/metric column. Received "
-            f"{len(history)} rows with columns {list(history.columns)}."
-        )
-    lr_column = next((c for c in ("learning_rate", "lr") if c in history.columns), None)
-    panels = [*curves, *([lr_column] if lr_column else [])]
-    n_cols = min(3, len(panels))
-    n_rows = math.ceil(len(panels) / n_cols)
-    fig, axes = _figure(n_rows, n_cols, size=(4.2, 3.2))
-    epochs = (history["epoch"] if "epoch" in history.columns else pd.Series(range(len(history)))) + 1
-    stage_changes = []
-    if "stage" in history.columns:
-        stage = history["stage"].astype(str).to_numpy()
-        stage_changes = [(epochs.iloc[i], stage[i]) for i in range(1, len(stage)) if stage[i] != stage[i - 1]]
-    for ax, panel in zip(axes.flat, panels):
-        columns = curves.get(panel, [panel])
-        for column in columns:
-            ax.plot(epochs, history[column], marker="o", markersize=3,
-                    label="validation" if column.startswith("val_") else "training")
-        if panel == lr_column:
-            if (history[panel] > 0).all():
-                ax.set_yscale("log")
-        else:
-            ax.legend(fontsize=8)
-        for epoch, name in stage_changes:
-            ax.axvline(epoch - 0.5, color="grey", linestyle=":", linewidth=1)
-            ax.annotate(f" {name}", (epoch - 0.5, 0.98), xycoords=("data", "axes fraction"),
-                        fontsize=7, color="grey", ha="left", va="top")
-        if best_epoch is not None:
-            ax.axvline(best_epoch, color="black", linestyle="--", linewidth=1)
-        ax.set_title(panel)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    if title or best_epoch is not None:
-        suffix = f"(dashed: best epoch {best_epoch})" if best_epoch is not None else ""
-        fig.suptitle(" ".join(t for t in (title, suffix) if t), fontsize=10)
-    return _save(fig, path)
-
-
-def _sensitivity_at_specificity(y_true, score, specificity) -> float:
-    """Highest sensitivity over thresholds whose specificity is at least `specificity`.
-
-    With scores >= t predicted positive, specificity >= sp allows at most
-    k = floor((1 - sp) * n_neg) false positives, so t lies just above the (k+1)-th largest
-    negative score and the sensitivity is the fraction of positives scoring above it.
-    This is the upper-left envelope of the empirical ROC curve at FPR = 1 - sp.
-    """
-    y = np.asarray(y_true)
-    s = np.asarray(score, dtype=np.float64)
-    negatives = np.sort(s[y == 0])[::-1]
-    allowed = int(math.floor((1.0 - specificity) * negatives.size + 1e-9))
-    if allowed >= negatives.size:
-        return 1.0
-    return float(np.mean(s[y == 1] > negatives[allowed]))
-
-
-def roc_sensitivity_band(y_true, prob_pos, *, specificities=None, n_resamples=2000,
-                         confidence_level=0.95, seed=0) -> pd.DataFrame:
-    """Pointwise bootstrap CI of the sensitivity at fixed specificities.
-
-    At each specificity sp the sensitivity is the highest one reached with specificity
-    >= sp (the empirical ROC curve read at FPR = 1 - sp). Its interval is the percentile
-    bootstrap of `radtl.stats.bootstrap_ci`, resampling cases within each class
-    (stratified, as pROC's `ci.se(boot.stratified=TRUE)`); the same seed gives every
-    specificity the same resamples. The band is pointwise, not simultaneous.
-
-    Reference:
-        Robin et al., "pROC: an open-source package for R and S+ to analyze and compare
-        ROC curves", BMC Bioinformatics 12 (2011) 77 (`ci.se`); Efron & Tibshirani (1993).
-
-    Args:
-        y_true: array-like (N,), labels in {0, 1}; both classes present.
-        prob_pos: array-like (N,), P(class 1) or any score, larger = more likely positive.
-        specificities: array-like or None; default 0, 0.05, ..., 1 (21 points).
-        n_resamples: int, default 2000 (pROC's boot.n).
-        confidence_level: float in (0, 1), default 0.95.
-        seed: int, default 0.
-
-    Returns:
-        DataFrame with columns `specificity`, `sensitivity`, `lower`, `upper`.
-
-    Example:
-        >>> band = roc_sensitivity_band([0, 0, 1, 1, 0, 1], [.1, .4, .35, .8, .2, .9],
-        ...                             specificities=[0.5], n_resamples=50)
-        >>> float(band["sensitivity"].iloc[0])
-        1.0
-    """
-    metrics_lib.roc_auc(y_true, prob_pos)  # validates labels (both classes) and scores
-    y = np.asarray(y_true).astype(np.int64)
-    score = np.asarray(prob_pos, dtype=np.float64)
-    grid = np.linspace(0.0, 1.0, 21) if specificities is None else np.asarray(specificities, float)
-    rows = []
-    for sp in grid:
-        result = stats_lib.bootstrap_ci(
-            lambda yy, ss, sp=sp: _sensitivity_at_specificity(yy, ss, sp), y, score,
-            strata=y, n_resamples=n_resamples, confidence_level=confidence_level,
-            method="percentile", seed=seed,
-        )
-        rows.append({"specificity": float(sp), "sensitivity": result.estimate,
-                     "lower": result.lower, "upper": result.upper})
-    return pd.DataFrame(rows)
-
-
-def _draw_roc(ax, y_true, score, *, label, color, ci, band_resamples, seed):
-    """Draws one ROC curve (and its band) on `ax`; returns the legend label."""
-    import sklearn.metrics
-
-    fpr, tpr, _ = sklearn.metrics.roc_curve(y_true, score)
-    auc = metrics_lib.delong_auc_ci(y_true, score, confidence_level=ci or 0.95)
-    text = f"AUC {auc.auc:.3f}"
-    if ci is not None:
-        text += f" ({ci:.0%} CI {auc.lower:.3f}-{auc.upper:.3f}, DeLong)"
-    legend = f"{label}: {text}" if label else text
-    ax.plot(fpr, tpr, color=color, linewidth=1.8, label=legend, drawstyle="steps-post")
-    if band_resamples:
-        band = roc_sensitivity_band(y_true, score, n_resamples=band_resamples,
-                                    confidence_level=ci or 0.95, seed=seed)
-        ax.fill_between(1.0 - band["specificity"], band["lower"], band["upper"], color=color,
-                        alpha=0.2, linewidth=0,
-                        label=f"pointwise {ci or 0.95:.0%} bootstrap band ({band_resamples} resamples)")
-    return legend
-
-
-def plot_roc(y_true, prob_pos, path, *, ci: float | None = 0.95, band_resamples: int = 0,
-             seed: int = 0, class_names: Sequence[str] | None = None,
-             title: str | None = None) -> Path:
-    """ROC curve with the AUC and its DeLong confidence interval in the legend.
-
-    Binary: `prob_pos` of shape (N,) is P(class 1). Multi-class: `prob_pos` of shape
-    (N, K) draws K one-vs-rest curves (class k positive), each with its AUC and CI.
-    With `band_resamples` > 0 each curve gets a shaded pointwise bootstrap band of the
-    sensitivity at specificities 0, 0.05, ..., 1 (`roc_sensitivity_band`, seeded).
-
-    Reference:
-        DeLong, DeLong & Clarke-Pearson, Biometrics 44 (1988) 837-845 (the CI:
-        `radtl.metrics.delong_auc_ci`).
-
-    Args:
-        y_true: array-like (N,), labels: {0, 1} for binary, class indices 0..K-1 otherwise.
-        prob_pos: array-like (N,) P(class 1), or (N, K) class probabilities.
-        path: str or Path of the PNG to write.
-        ci: float in (0, 1) or None, default 0.95: level of the DeLong CI (and band);
-            None shows the AUC alone.
-        band_resamples: int, default 0 (no band); e.g. 2000.
-        seed: int, default 0, seed of the band's resampling.
-        class_names: list of K str or None, legend names for multi-class curves.
-        title: str or None.
-
-    Returns:
-        The Path of the PNG.
-
-    Example:
-        >>> plot_roc([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], "/tmp/roc.png").name
-        'roc.png'
-    """
-    y = np.asarray(y_true)
-    scores = np.asarray(prob_pos, dtype=np.float64)
-    if scores.ndim == 2 and scores.shape[1] == 1:
-        scores = scores[:, 0]
-    if scores.ndim == 1:
-        curves = [(None, y, scores)]
-    elif scores.ndim == 2:
-        names = list(class_names) if class_names is not None else [f"class {k}" for k in range(scores.shape[1])]
-        if len(names) != scores.shape[1]:
-            raise ValueError(f"`class_names` must name the {scores.shape[1]} columns of `prob_pos`. "
-                             f"Received {len(names)} names: {names}.")
-        curves = [(f"{names[k]} vs rest", (y == k).astype(int), scores[:, k]) for k in range(scores.shape[1])]
-    else:
-        raise ValueError(f"`prob_pos` must have shape (N,) or (N, K). Received shape {scores.shape}.")
-    fig, axes = _figure(size=(5.5, 5.0))
-    ax = axes[0, 0]
-    for (label, y_k, s_k), color in zip(curves, _colors(len(curves))):
-        _draw_roc(ax, y_k, s_k, label=label, color=color, ci=ci, band_resamples=band_resamples, seed=seed)
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
-    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
-           xlabel="1 - specificity (false-positive rate)", ylabel="sensitivity (true-positive rate)")
-    ax.set_title(textwrap.fill(title, 55) if title else f"ROC curve (n = {y.size})", fontsize=9)
-    ax.legend(loc="lower right", fontsize=7)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def plot_reliability(y_true, probs, path, n_bins: int = 15, *, title: str | None = None) -> Path:
-    """Reliability diagram with the confidence histogram and the ECE (Guo et al. Fig. 1).
-
-    Top: accuracy per equal-width bin of the confidence (max class probability) against
-    the diagonal of perfect calibration, the gap to the bin's mean confidence shaded.
-    Bottom: number of cases per bin, with the overall accuracy and mean confidence. The
-    table and ECE come from `radtl.metrics.reliability_diagram`.
-
-    Reference:
-        Guo, Pleiss, Sun & Weinberger, "On Calibration of Modern Neural Networks",
-        ICML 2017.
-
-    Args:
-        y_true: array-like, class indices (N,) or one-hot rows (N, K).
-        probs: array-like (N, K) class probabilities, or (N,) P(class 1).
-        path: str or Path of the PNG to write.
-        n_bins: int, default 15.
-        title: str or None.
-
-    Returns:
-        The Path of the PNG.
-
-    Example:
-        >>> plot_reliability([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], "/tmp/rel.png").name
-        'rel.png'
-    """
-    diagram = metrics_lib.reliability_diagram(y_true, probs, n_bins=n_bins)
-    fig, axes = _figure(2, 1, size=(5.0, 2.8), gridspec_kw={"height_ratios": [2.2, 1]}, sharex=True)
-    top, bottom = axes[0, 0], axes[1, 0]
-    width = diagram.bin_upper - diagram.bin_lower
-    filled = diagram.count > 0
-    top.bar(diagram.bin_lower[filled], diagram.accuracy[filled], width=width[filled], align="edge",
-            color="tab:blue", edgecolor="black", linewidth=0.6, label="accuracy")
-    top.bar(diagram.bin_lower[filled], diagram.confidence[filled] - diagram.accuracy[filled],
-            bottom=diagram.accuracy[filled], width=width[filled], align="edge", facecolor="none",
-            edgecolor="tab:red", hatch="///", linewidth=0.6, label="gap to mean confidence")
-    top.scatter(diagram.bin_lower[filled] + width[filled] / 2, diagram.confidence[filled], marker="_",
-                s=120, color="tab:red", zorder=3, label="mean confidence")
-    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
-    top.set(ylim=(0, 1), ylabel="accuracy")
-    top.set_title(title or f"Reliability diagram: ECE = {diagram.ece:.4f} ({n_bins} bins, "
-                           f"n = {int(diagram.count.sum())})", fontsize=10)
-    top.legend(loc="upper left", fontsize=8)
-    top.grid(alpha=0.3)
-    bottom.bar(diagram.bin_lower, diagram.count, width=width, align="edge", color="tab:grey",
-               edgecolor="black", linewidth=0.6)
-    total = diagram.count.sum()
-    accuracy = float(np.nansum(diagram.accuracy * diagram.count) / total)
-    confidence = float(np.nansum(diagram.confidence * diagram.count) / total)
-    bottom.axvline(accuracy, color="tab:blue", linestyle="-", label=f"accuracy {accuracy:.3f}")
-    bottom.axvline(confidence, color="tab:red", linestyle="--", label=f"mean confidence {confidence:.3f}")
-    bottom.set(xlim=(0, 1), xlabel="confidence (max class probability)", ylabel="cases")
-    bottom.legend(loc="upper left", fontsize=8)
-    bottom.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def _as_columns(by) -> list[str]:
-    if by is None:
-        return []
-    return [by] if isinstance(by, str) else list(by)
-
-
-def plot_boxplots(table: pd.DataFrame, path, *, by, metric: str, hue: str | None = None,
-                  title: str | None = None) -> Path:
-    """Box plots of a metric per setting, every run drawn as a point (Frees et al. style).
-
-    One box per distinct combination of the `by` columns (the setting; its runs are the
-    folds and seeds), with the individual runs overlaid as jittered points (fixed
-    jitter, so the figure is reproducible). With `hue`, one of the `by` columns, boxes
-    are coloured by its level and boxes that differ only in it stand side by side
-    (e.g. `hue="weights"`: RadImageNet next to ImageNet for every backbone).
-
-    Reference:
-        Frees, Bolling & Bhagirath, "Towards Optimal Convolutional Transfer Learning
-        Architectures for Breast Lesion Classification and ACL Tear Detection",
-        arXiv 2508.17567 (2025): test-AUC box plots per configuration.
-
-    Args:
-        table: DataFrame, one row per run (e.g. `summarize(...).runs`).
-        path: str or Path of the PNG to write.
-        by: str, list of str, or None (one box of all runs): the setting columns.
-        metric: str, the numeric column drawn, e.g. "test_auc".
-        hue: str or None, a column of `by` that colours the boxes.
-        title: str or None.
-
-    Returns:
-        The Path of the PNG.
-
-    Example:
-        >>> t = pd.DataFrame({"weights": ["imagenet"] * 3 + ["radimagenet"] * 3,
-        ...                   "test_auc": [0.90, 0.92, 0.91, 0.93, 0.94, 0.92]})
-        >>> plot_boxplots(t, "/tmp/box.png", by="weights", metric="test_auc").name
-        'box.png'
-    """
-    columns = _as_columns(by)
-    for name in [*columns, metric]:
-        if name not in table.columns:
-            raise ValueError(f"Column {name!r} not in `table`. Available columns: {list(table.columns)}.")
-    if hue is not None and hue not in columns:
-        raise ValueError(f"`hue` must be one of the `by` columns {columns}. Received: hue={hue!r}.")
-    data = table.dropna(subset=[metric])
-    if data.empty:
-        raise ValueError(f"Column {metric!r} holds no values (all {len(table)} rows are NaN).")
-    order = [c for c in columns if c != hue] + ([hue] if hue else [])
-    if columns:
-        groups = [(key if isinstance(key, tuple) else (key,), frame)
-                  for key, frame in data.groupby(order, sort=True, dropna=False)]
-    else:
-        groups = [((), data)]
-    hue_levels = sorted(data[hue].astype(str).unique()) if hue else []
-    hue_colors = dict(zip(hue_levels, _colors(len(hue_levels))))
-    fig, axes = _figure(size=(max(4.0, 0.9 * len(groups) + 1.5), 4.2))
-    ax = axes[0, 0]
-    values = [frame[metric].to_numpy(np.float64) for _, frame in groups]
-    boxes = ax.boxplot(values, positions=range(len(groups)), widths=0.6, patch_artist=True,
-                       showfliers=False, medianprops={"color": "black"})
-    labels = []
-    for i, ((key, frame), box) in enumerate(zip(groups, boxes["boxes"])):
-        setting = dict(zip(order, key))
-        color = hue_colors[str(setting[hue])] if hue else "tab:blue"
-        box.set(facecolor=color, alpha=0.35)
-        offsets = np.linspace(-0.15, 0.15, len(frame)) if len(frame) > 1 else np.zeros(1)
-        ax.scatter(i + offsets, frame[metric], color=color, edgecolor="black", linewidth=0.5, s=18, zorder=3)
-        shown = [f"{setting[c]}" for c in columns if c != hue] or ([str(setting[hue])] if hue else [])
-        labels.append("\n".join(shown + [f"n={len(frame)}"]) if columns else f"all runs\nn={len(frame)}")
-    ax.set_xticks(range(len(groups)), labels, fontsize=7)
-    ax.set_ylabel(metric)
-    if hue:
-        from matplotlib.patches import Patch
-
-        ax.legend(handles=[Patch(facecolor=c, alpha=0.5, label=l) for l, c in hue_colors.items()],
-                  title=hue, fontsize=8, title_fontsize=8)
-    shown_by = [c for c in columns if c != hue]
-    ax.set_title(title or f"{metric} per setting ({' / '.join(shown_by) or hue or 'all runs'}); "
-                          "points: runs", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
-
-
-def write_run_plots(run_dir, *, split: str = "test", band_resamples: int = 2000) -> list[Path]:
-    """Writes the standard figures of a run into `RUN_DIR/plots/`.
-
-    Files: `training_curves.png` (history, best epoch marked), `roc_{split}.png` (ROC
-    with the DeLong CI and a pointwise bootstrap band) and `reliability_{split}.png`.
-    Works on a run whose `metrics.json` is not written yet (the trainer draws the plots
-    just before): the best epoch is then the argmax of the config's `monitor` column.
-
-    Args:
-        run_dir: str or Path, a run directory with config.json, history.csv and
-            predictions_{split}.csv.
-        split: str, default "test".
-        band_resamples: int, default 2000; 0 draws no band.
-
-    Returns:
-        The three Paths, in the order above.
-    """
-    run_dir = Path(run_dir)
-    config, resolved = _read_config(run_dir)
-    history = _read_history(run_dir)
-    class_names = resolved.get("class_names")
-    predictions = _read_predictions(run_dir, split, class_names)
-    metrics_path = run_dir / RUN_FILES["metrics"]
-    if metrics_path.is_file():
-        best_epoch = _read_json(run_dir, "metrics").get("best_epoch")
-    else:
-        monitor = config.get("monitor", "val_auc")
-        best_epoch = (int(history["epoch"].iloc[best_index(history[monitor], monitor)]) + 1
-                      if monitor in history.columns and "epoch" in history.columns else None)
-    plots = run_dir / RUN_FILES["plots"]
-    y, probs = _labels_and_probs(predictions)
-    scores = probs[:, 1] if probs.shape[1] == 2 else probs
-    title = f"{run_dir.name} ({split})"
-    return [
-        plot_training_curves(history, plots / "training_curves.png", best_epoch=best_epoch,
-                             title=run_dir.name),
-        plot_roc(y, scores, plots / f"roc_{split}.png", band_resamples=band_resamples,
-                 class_names=class_names, title=f"ROC curve: {title}, n = {y.size}"),
-        plot_reliability(y, probs, plots / f"reliability_{split}.png"),
-    ]
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"`split` must be the name of the evaluated split, e.g. 'val'. Received: split={split!r}.")
+    task = report.get("task") if isinstance(report, dict) else None
+    if task == "binary":
+        auc, thresholds = report["roc_auc"], report["threshold_metrics"]
+        level = auc.get("confidence_level") or 0.95
+        return (f"{split} AUC {_number(auc['auc'])} ({level:.0%} CI {_number(auc['lower'])}-{_number(auc['upper'])}, "
+                f"DeLong; n={auc['n_pos'] + auc['n_neg']}, {auc['n_pos']} positive), "
+                f"accuracy {_number(thresholds['accuracy'])}, sensitivity {_number(thresholds['sensitivity'])}, "
+                f"specificity {_number(thresholds['specificity'])} (threshold {thresholds['threshold']:g}), "
+                f"ECE {_number(report['calibration']['ece'])}")
+    if task == "multiclass":
+        return (f"{split} accuracy {_number(report['accuracy'])}, macro AUC {_number(report['macro_roc_auc_ovr'])} "
+                f"(one-vs-rest, {report['n_classes']} classes; n={report['n_samples']})")
+    received = f"task={task!r}" if isinstance(report, dict) else f"{type(report).__name__}"
+    raise ValueError("`report` must be a report of radtl.metrics.evaluate_predictions (task 'binary' or "
+                     f"'multiclass'). Received: {received}.")
 
 
 # ---------------------------------------------------------------------------------------
 # Comparing runs on the same test images
 # ---------------------------------------------------------------------------------------
-def holm_adjust(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error rate control).
-
-    With the m p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted value of
-    p_(i) is max_{j <= i} min(1, (m - j + 1) p_(j)); rejecting where adjusted < alpha
-    controls the family-wise error rate at alpha under any dependence. Equal to R's
-    `p.adjust(p, "holm")`. NaN p-values are left NaN and not counted in m.
-
-    Reference:
-        Holm, "A simple sequentially rejective multiple test procedure", Scandinavian
-        Journal of Statistics 6 (1979) 65-70.
-
-    Args:
-        p_values: array-like (m,) of p-values in [0, 1].
-
-    Returns:
-        float array (m,), adjusted p-values in the input order.
-
-    Example:
-        >>> holm_adjust([0.01, 0.04, 0.03, 0.005]).tolist()
-        [0.03, 0.06, 0.06, 0.02]
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    adjusted = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    order = valid[np.argsort(p[valid], kind="stable")]
-    m = order.size
-    scaled = (m - np.arange(m)) * p[order]
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return adjusted
-
-
 def _run_labels(paths: list[Path]) -> list[str]:
     """Shortest unique trailing parts of the paths: "fold1", else "imagenet/fold1", ..."""
     resolved = [p.resolve() for p in paths]
@@ -817,7 +323,7 @@ def compare_runs(run_dirs: Iterable, *, split: str = "test", positive_class: int
         Statist. 6 (1979) 65-70.
 
     Args:
-        run_dirs: two or more run directories (str, Path or `Run`).
+        run_dirs: two or more finished run directories (str, Path, `RunDir` or `Run`).
         split: str, default "test".
         positive_class: int or None. Class index scored as positive; default 1 for
             binary runs, required for multi-class runs (one-vs-rest AUC of that class).
@@ -832,6 +338,12 @@ def compare_runs(run_dirs: Iterable, *, split: str = "test", positive_class: int
         `runs` (name, path, auc, lower, upper per run), `pairs` (run_a, run_b,
         `delong` with the `DeLongTestResult` fields, `p_value_holm`, `bootstrap` with
         the AUC-difference interval), `correction` ("holm").
+
+    Raises:
+        RunDirectoryError: a run is failed (it has no result), unfinished or not a run
+            directory (`RunDir.require_finished`'s message).
+        ValueError: fewer than two runs, different images or labels, or no
+            `positive_class` for multi-class runs.
     """
     runs = [r if isinstance(r, Run) else load_run(r) for r in run_dirs]
     if len(runs) < 2:
@@ -848,7 +360,7 @@ def compare_runs(run_dirs: Iterable, *, split: str = "test", positive_class: int
         raise ValueError(f"`positive_class` must lie in [0, {n_classes - 1}]. Received: "
                          f"positive_class={positive_class}.")
     y_pos = (y == positive_class).astype(np.int64)
-    scores = [_labels_and_probs(frame)[1][:, positive_class] for frame in frames]
+    scores = [probabilities(frame)[:, positive_class] for frame in frames]
     summary_runs = []
     for label, run, score in zip(labels, runs, scores):
         auc = metrics_lib.delong_auc_ci(y_pos, score, confidence_level=confidence_level)
@@ -863,7 +375,7 @@ def compare_runs(run_dirs: Iterable, *, split: str = "test", positive_class: int
         pairs.append({"run_a": labels[i], "run_b": labels[j],
                       "delong": metrics_lib._json_dataclass(delong),
                       "bootstrap": _bootstrap_summary(boot)})
-    adjusted = holm_adjust([pair["delong"]["p_value"] for pair in pairs])
+    adjusted = stats_lib.holm_adjust([pair["delong"]["p_value"] for pair in pairs])
     for pair, p in zip(pairs, adjusted):
         pair["p_value_holm"] = metrics_lib._json_float(p)
     return {"split": split, "n_cases": int(y.size), "n_pos": int(y_pos.sum()),
@@ -913,9 +425,12 @@ class SummaryResult:
         comparisons: DataFrame, one row per compared factor (`comparisons.csv`).
         paired: list of `radtl.stats.PairedComparison`, with the paired values.
         markdown: str, the content of `summary.md`.
-        paths: dict, file kind -> Path written ("runs", "summary", "markdown",
-            "comparisons", "boxplot").
+        paths: dict, file kind -> Path written ("runs", "summary", "failed",
+            "markdown", "comparisons", "boxplot").
         unfinished: list of Path, run directories skipped (no metrics.json).
+        failed: DataFrame, one row per failed run (`summary_failed.csv`): `run`, the
+            config fields that vary across finished and failed runs, fold, seed, and
+            `kind` and `reason` from its `failed.json`. Never averaged in.
     """
 
     runs: pd.DataFrame
@@ -925,6 +440,7 @@ class SummaryResult:
     markdown: str
     paths: dict
     unfinished: list
+    failed: pd.DataFrame
 
 
 def _config_value(value: Any):
@@ -946,19 +462,38 @@ def _report_value(report: dict | None, paths) -> float:
     return math.nan
 
 
-def _runs_table(runs: list[Run], runs_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    """The run table and its varying setting columns (not fold/seed, not paths)."""
-    configs = pd.DataFrame([{k: _config_value(v) for k, v in run.config.items()} for run in runs])
+def _config_table(configs: list[dict], paths: list[Path], runs_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """`run` (path relative to `runs_dir`) and the config fields that vary (not paths):
+    settings first, then fold and seed; and the list of setting columns."""
+    configs = pd.DataFrame([{k: _config_value(v) for k, v in config.items()} for config in configs])
     varying = [c for c in configs.columns
                if c not in _PATH_FIELDS and configs[c].astype(str).nunique() > 1]
     settings = [c for c in varying if c not in REPLICATE_FIELDS]
     replicates = [c for c in REPLICATE_FIELDS if c in configs.columns]
     table = configs[settings + replicates].copy()
-    table.insert(0, "run", [run.path.relative_to(runs_dir).as_posix() or "." for run in runs])
+    table.insert(0, "run", [path.relative_to(runs_dir).as_posix() for path in paths])
+    return table, settings
+
+
+def _runs_table(runs: list[Run], runs_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The run table and its varying setting columns (not fold/seed, not paths)."""
+    table, settings = _config_table([run.config for run in runs], [run.path for run in runs], runs_dir)
     for split, name in _RUN_TABLE_METRICS:
         table[f"{split}_{name}"] = [_report_value(run.metrics.get(split), _REPORT_FIELDS[name]) for run in runs]
     table["best_epoch"] = [run.metrics.get("best_epoch", math.nan) for run in runs]
     return table, settings
+
+
+def _failed_table(failed: list[RunDir], runs: list[Run], runs_dir: Path) -> pd.DataFrame:
+    """One row per failed run: `run`, the fields varying over finished and failed runs, kind, reason."""
+    if not failed:
+        return pd.DataFrame(columns=["run", "kind", "reason"])
+    configs = [run.config for run in runs] + [rundir.read_config_dict() for rundir in failed]
+    paths = [run.path for run in runs] + [rundir.path for rundir in failed]
+    table, _ = _config_table(configs, paths, runs_dir)
+    table = table.iloc[len(runs):].reset_index(drop=True)
+    failures = [_failure(rundir) for rundir in failed]
+    return table.assign(kind=[f["kind"] for f in failures], reason=[f["reason"] for f in failures])
 
 
 def _setting_summary(table: pd.DataFrame, settings: list[str], metric_columns: list[str]) -> pd.DataFrame:
@@ -991,7 +526,7 @@ def _comparison_factors(table: pd.DataFrame, settings: list[str], compare) -> di
     if isinstance(compare, dict):
         requested = {f: tuple(levels) for f, levels in compare.items()}
     else:
-        requested = {f: None for f in _as_columns(compare)}
+        requested = {f: None for f in ([compare] if isinstance(compare, str) else list(compare))}
     for factor in requested:
         if factor not in table.columns or factor in REPLICATE_FIELDS or factor == "run":
             raise ValueError(f"Cannot compare on {factor!r}: not a varying setting of these runs. "
@@ -1056,8 +591,9 @@ def _compare_factor(table, settings, factor, levels, metric, average_over):
     return row, comparison
 
 
-def _summary_markdown(table, summary, comparisons, settings, metric_columns, unfinished) -> str:
+def _summary_markdown(table, summary, comparisons, settings, metric_columns, unfinished, failed) -> str:
     display = summary[[c for c in summary.columns if not c.endswith(("_mean", "_sd"))]].copy()
+    display[settings] = display[settings].astype(str)  # settings as given (1e-05), not as metrics (0.0000)
     for column in metric_columns:
         mean, sd = summary[f"{column}_mean"], summary[f"{column}_sd"]
         digits = 1 if column == "best_epoch" else 4
@@ -1068,12 +604,20 @@ def _summary_markdown(table, summary, comparisons, settings, metric_columns, unf
         "# Summary", "",
         f"{len(table)} finished runs; settings differ in: {', '.join(settings) or 'nothing'}; "
         f"replicates: {', '.join(c for c in REPLICATE_FIELDS if c in table.columns)}."
-        + (f" {len(unfinished)} unfinished run(s) skipped." if unfinished else ""), "",
+        + (f" {len(unfinished)} unfinished run(s) skipped." if unfinished else "")
+        + (f" {len(failed)} failed run(s), not averaged in (see Failed runs)." if len(failed) else ""), "",
         "## Mean ± sd per setting", "",
-        "Sample sd (ddof = 1) over the runs (folds and seeds) of each setting; test metrics at "
-        "threshold 0.5; AUC is the binary ROC AUC (scikit-learn), ECE with 15 bins.", "",
+        "Sample sd (ddof = 1) over the finished runs (folds and seeds) of each setting; test "
+        "metrics at threshold 0.5; AUC is the binary ROC AUC (scikit-learn), ECE with 15 bins.", "",
         _markdown_table(display), "",
     ]
+    if len(failed):
+        lines += [
+            "## Failed runs", "",
+            f"{len(failed)} run(s) stopped without a result ({RunDir.FILES['failure']}: the loss went "
+            "non-finite or the model collapsed); they are in no table above and no test.", "",
+            _markdown_table(failed.astype(str)), "",
+        ]
     if not comparisons.empty:
         lines += [
             "## Paired comparisons", "",
@@ -1093,6 +637,10 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
               average_over: Sequence[str] | None = None) -> SummaryResult:
     """Aggregates every finished run under `runs_dir` into tables, tests and box plots.
 
+    Failed runs (`failed.json`: diverged or collapsed) are listed with their reasons and
+    counted, never averaged in; unfinished runs are skipped. Both are named in a
+    `UserWarning`.
+
     1. `summary_runs.csv`: one row per finished run: `run` (path relative to
        `runs_dir`), the config fields that vary across runs (None written as "none",
        dict options as JSON), `fold`, `seed`, and metrics from `metrics.json`: test AUC
@@ -1111,9 +659,11 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
        `metric` (paired permutation and Wilcoxon signed-rank, two-sided). Default level
        order is alphabetical except that a baseline goes second ("imagenet", then
        "none", for `weights`: differences read radimagenet - imagenet). P-values are
-       also Holm-adjusted across the factors compared (`holm_adjust`). Runs without a
+       also Holm-adjusted across the factors compared (`radtl.stats.holm_adjust`). Runs without a
        partner are left out with a warning.
-    4. `boxplot_<metric>.png`: `metric` per setting, runs as points, coloured by the
+    4. `summary_failed.csv` (and a "Failed runs" section of `summary.md`): one row per
+       failed run with its varying config fields, `kind` and `reason`.
+    5. `boxplot_<metric>.png`: `metric` per setting, runs as points, coloured by the
        compared factor `weights` when compared, else the first compared factor
        (`plot_boxplots`).
 
@@ -1136,13 +686,14 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
     """
     runs_dir = Path(runs_dir)
     out_dir = Path(out_dir) if out_dir is not None else runs_dir
-    finished, unfinished = _scan_runs(runs_dir)
-    _warn_unfinished(unfinished)
-    if not finished:
+    found = _scan(runs_dir)
+    if not found["finished"]:
         raise ValueError(f"No finished run under {runs_dir} (a finished run directory holds "
-                         f"{RUN_FILES['config']} and {RUN_FILES['metrics']}); "
-                         f"{len(unfinished)} unfinished run(s) found.")
-    runs = [load_run(d) for d in finished]
+                         f"{RunDir.FILES['config']} and {RunDir.FILES['metrics']}); "
+                         f"{len(found['unfinished'])} unfinished and {len(found['failed'])} failed run(s) found.")
+    runs = [load_run(rundir) for rundir in found["finished"]]
+    unfinished = [rundir.path for rundir in found["unfinished"]]
+    failed = _failed_table(found["failed"], runs, runs_dir)
     table, settings = _runs_table(runs, runs_dir)
     all_metrics = list(table.columns[table.columns.get_loc("test_auc"):])
     if metric not in all_metrics:
@@ -1163,19 +714,21 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
     comparisons = pd.DataFrame(rows)
     for column in ("permutation_p", "wilcoxon_p"):
         if column in comparisons.columns:
-            comparisons[f"{column}_holm"] = holm_adjust(comparisons[column])
+            comparisons[f"{column}_holm"] = stats_lib.holm_adjust(comparisons[column])
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"runs": out_dir / "summary_runs.csv", "summary": out_dir / "summary.csv",
-             "comparisons": out_dir / "comparisons.csv", "markdown": out_dir / "summary.md"}
+             "failed": out_dir / "summary_failed.csv", "comparisons": out_dir / "comparisons.csv",
+             "markdown": out_dir / "summary.md"}
     table.to_csv(paths["runs"], index=False)
+    failed.to_csv(paths["failed"], index=False)
     summary.to_csv(paths["summary"], index=False)
     comparisons.to_csv(paths["comparisons"], index=False)
-    markdown = _summary_markdown(table, summary, comparisons, settings, metric_columns, unfinished)
+    markdown = _summary_markdown(table, summary, comparisons, settings, metric_columns, unfinished, failed)
     paths["markdown"].write_text(markdown)
     compared = [f for f in comparisons.get("factor", []) if f in settings]
     hue = next((f for f in _PREFERRED_HUE if f in compared), compared[0] if compared else None)
     paths["boxplot"] = plot_boxplots(table, out_dir / f"boxplot_{metric}.png", by=settings or None,
                                      metric=metric, hue=hue)
     return SummaryResult(runs=table, summary=summary, comparisons=comparisons, paired=paired,
-                         markdown=markdown, paths=paths, unfinished=unfinished)
+                         markdown=markdown, paths=paths, unfinished=unfinished, failed=failed)

@@ -79,8 +79,13 @@ def write_json(path, payload, **dump_options) -> None:
     """
     path = Path(path)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        json.dump(payload, tmp, **{"indent": 2, "default": _json_default, **dump_options})
-        tmp.write("\n")
+        try:
+            json.dump(payload, tmp, **{"indent": 2, "default": _json_default, **dump_options})
+            tmp.write("\n")
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
     os.chmod(tmp.name, 0o644)  # NamedTemporaryFile creates 0600
     os.replace(tmp.name, path)
 
@@ -178,7 +183,8 @@ class RunDir:
         self.require_run()
         status = self.status
         if status == "failed":
-            raise RunDirectoryError(f"{self.path} holds a failed run ({self.read_failure()['reason']}); "
+            reason = self.read_failure().get('reason', 'no reason recorded')
+            raise RunDirectoryError(f"{self.path} holds a failed run ({reason}); "
                                     "it has no result.")
         if status != "finished":
             raise RunDirectoryError(
@@ -264,6 +270,8 @@ class RunDir:
         path = self.file("history")
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: {self.path} holds no per-epoch history yet.")
+        if path.stat().st_size == 0:  # CSVLogger creates the file at train begin
+            return pd.DataFrame()
         history = pd.read_csv(path)
         if "epoch" in history.columns:
             history = history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
@@ -318,7 +326,7 @@ class RunDir:
             raise FileNotFoundError(
                 f"{path} does not exist. Prediction files in {self.path}: {self.prediction_splits() or 'none'}. "
                 f"Evaluate the run on that split first (`radtl evaluate {self.path} --split {split}`).")
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"filename": str, "exam_id": str})
         prob_columns = [c for c in frame.columns if c.startswith("prob_")]
         missing = [c for c in ("filename", "label") if c not in frame.columns]
         if missing or len(prob_columns) < 2:

@@ -1,10 +1,13 @@
 """Tests for radtl.analysis on fake but well-formed run directories (no training).
 
-`make_run` writes a run directory exactly as `radtl.train.run` does (config.json,
-history.csv, predictions_{val,test}.csv, metrics.json from `evaluate_predictions`),
-with random predictions whose separation sets the AUC. Expected values are computed
-here from those files with pandas/numpy and direct `radtl.stats` calls.
+`make_run` writes a run directory through `radtl.rundir.RunDir` as `radtl.train.run`
+does (config.json, history.csv, predictions_{val,test}.csv, metrics.json from
+`evaluate_predictions`; or failed.json for a failed run), with random predictions whose
+separation sets the AUC. Expected values are computed here from those files with
+pandas/numpy and direct `radtl.stats` calls. `tests/test_plots.py` imports `make_run`.
 """
+import dataclasses
+import itertools
 import json
 import zlib
 
@@ -12,13 +15,26 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
-import sklearn.metrics
 
 from radtl import analysis, metrics, stats
-from radtl.config import RUN_FILES, TrainConfig
+from radtl.config import TrainConfig
+from radtl.rundir import RunDir, RunDirectoryError
+
+RUN_FILES = RunDir.FILES
 
 CLASS_NAMES = ["benign", "malignant"]
 EPOCHS = 6
+
+
+def config_dict(**changes):
+    """`TrainConfig(epochs=EPOCHS, **changes).to_dict()` built from the dataclass defaults,
+    without TrainConfig's validation: analysis reads config dicts and needs no registry (and
+    so no TensorFlow import)."""
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(changes) - set(defaults))
+    assert not unknown, f"not TrainConfig fields: {unknown}"
+    return {**defaults, "epochs": EPOCHS, **changes}
 
 
 # ------------------------------------------------------------------------ fixture factory
@@ -32,22 +48,23 @@ def _split_images(split, fold, n, n_classes=2):
     return filenames, exam_ids, labels
 
 
-def make_run(root, name, *, separation=1.5, finished=True, n_test=120, n_val=60,
+def make_run(root, name, *, separation=1.5, finished=True, failed=None, n_test=120, n_val=60,
              class_names=CLASS_NAMES, **config_changes):
     """Writes a fake, well-formed run directory under `root`; returns its Path.
 
     Predictions: P(class 1) = sigmoid(separation * (2y - 1) + N(0, 1)), seeded by `name` and
-    the config, so runs of different settings differ.
+    the config, so runs of different settings differ. `finished=False` leaves out
+    metrics.json; `failed=(kind, reason)` writes failed.json (and no predictions or metrics).
     """
-    run_dir = root / name
-    run_dir.mkdir(parents=True)
-    config = TrainConfig(epochs=EPOCHS, **config_changes)
-    rng = np.random.default_rng(zlib.crc32(f"{name} {sorted(config.to_dict().items())}".encode()))
-    (run_dir / RUN_FILES["config"]).write_text(json.dumps({
-        "config": config.to_dict(),
-        "resolved": {"precision": {"policy": "float32", "xla": False}, "versions": {"radtl": "0.1.0"},
-                     "class_names": list(class_names)},
-    }))
+    run = RunDir(root / name)
+    assert run.check_usable() == "new"
+    run.create()
+    run_dir = run.path
+    config = config_dict(**config_changes)
+    rng = np.random.default_rng(zlib.crc32(f"{name} {sorted(config.items())}".encode()))
+    run.write_config(config, {
+        "precision": {"policy": "float32", "xla": False}, "versions": {"radtl": "0.1.0"},
+        "class_names": list(class_names)})
     epoch = np.arange(EPOCHS)
     val_auc = 0.7 + 0.2 * (1 - np.exp(-epoch / 2)) + rng.normal(0, 0.01, EPOCHS)
     pd.DataFrame({
@@ -57,11 +74,15 @@ def make_run(root, name, *, separation=1.5, finished=True, n_test=120, n_val=60,
         "stage": ["head"] * 2 + ["all"] * (EPOCHS - 2),
         "val_accuracy": 0.6 + 0.04 * epoch, "val_auc": val_auc,
         "val_loss": 0.75 * np.exp(-epoch / 4) + 0.05,
-    }).to_csv(run_dir / RUN_FILES["history"], index=False)
+    }).to_csv(run.file("history"), index=False)
+    if failed is not None:
+        kind, reason = failed
+        run.write_failure(kind, reason, epoch=3)
+        return run_dir
     report = {"monitor": "val_auc", "best_epoch": int(np.argmax(val_auc)) + 1,
               "best_value": float(val_auc.max())}
     for split, n in (("val", n_val), ("test", n_test)):
-        filenames, exam_ids, labels = _split_images(split, config.fold, n, len(class_names))
+        filenames, exam_ids, labels = _split_images(split, config["fold"], n, len(class_names))
         if len(class_names) == 2:
             p1 = 1.0 / (1.0 + np.exp(-(separation * (2 * labels - 1) + rng.normal(size=n))))
             probs = np.stack([1 - p1, p1], axis=1)
@@ -72,19 +93,23 @@ def make_run(root, name, *, separation=1.5, finished=True, n_test=120, n_val=60,
         frame = pd.DataFrame({"filename": filenames, "exam_id": exam_ids, "label": labels})
         for k, class_name in enumerate(class_names):
             frame[f"prob_{class_name}"] = probs[:, k]
-        frame.to_csv(run_dir / RUN_FILES["predictions"].format(split=split), index=False)
+        run.write_predictions(split, frame)
         report[split] = metrics.evaluate_predictions(labels, probs)
     if finished:
-        (run_dir / RUN_FILES["metrics"]).write_text(json.dumps(report))
+        run.write_metrics(report)
     return run_dir
 
 
 WEIGHTS_SEPARATION = {"radimagenet": 1.6, "imagenet": 1.3}
 
 
+DIVERGED = ("diverged", "the loss became NaN at epoch 3 (learning_rate 1e4 is far too large)")
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """12 finished runs (weights x backbone x fold 1-3) and one unfinished run."""
+    """12 finished runs (weights x backbone x fold 1-3), one unfinished run and one failed
+    run (a learning rate no finished run used)."""
     root = tmp_path_factory.mktemp("study")
     for weights, backbone, fold in np.ndindex(2, 2, 3):
         weights = ["radimagenet", "imagenet"][weights]
@@ -93,17 +118,23 @@ def study(tmp_path_factory):
                  weights=weights, backbone=backbone, fold=fold + 1)
     make_run(root / "resnet50" / "radimagenet", "fold4_crashed", finished=False, weights="radimagenet",
              backbone="resnet50", fold=4)
+    make_run(root / "densenet121" / "imagenet", "fold5_diverged", failed=DIVERGED, weights="imagenet",
+             backbone="densenet121", fold=5, learning_rate=1e4)
     return root
 
 
 @pytest.fixture(scope="module")
 def summary(study, tmp_path_factory):
-    with pytest.warns(UserWarning, match="unfinished"):
-        return analysis.summarize(study, out_dir=tmp_path_factory.mktemp("summary"))
+    with pytest.warns(UserWarning) as caught:
+        result = analysis.summarize(study, out_dir=tmp_path_factory.mktemp("summary"))
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("Skipping 1 unfinished run(s)") and "fold4_crashed" in m for m in messages)
+    assert any(m.startswith("Leaving out 1 failed run(s)") and DIVERGED[1] in m for m in messages)
+    return result
 
 
 def _expected_run_metrics(run_dir):
-    report = json.loads((run_dir / RUN_FILES["metrics"]).read_text())
+    report = RunDir(run_dir).read_metrics()
     test = report["test"]
     return {
         "test_auc": test["roc_auc"]["auc"], "test_auc_lower": test["roc_auc"]["lower"],
@@ -127,9 +158,11 @@ def _assert_png(path, min_bytes=15_000):
 # ------------------------------------------------------------------------------ reading
 def test_load_run_reads_every_file(tmp_path):
     run_dir = make_run(tmp_path, "run", weights="imagenet", fold=2)
-    run = analysis.load_run(run_dir)
+    for given in (run_dir, str(run_dir), RunDir(run_dir)):
+        run = analysis.load_run(given)
+        assert isinstance(run.rundir, RunDir) and run.path == run_dir
     assert run.name == "run"
-    assert run.config == TrainConfig(epochs=EPOCHS, weights="imagenet", fold=2).to_dict()
+    assert run.config == config_dict(weights="imagenet", fold=2)
     assert run.class_names == CLASS_NAMES
     assert run.metrics == json.loads((run_dir / "metrics.json").read_text())
     assert list(run.history["epoch"]) == list(range(EPOCHS))
@@ -139,7 +172,7 @@ def test_load_run_reads_every_file(tmp_path):
     assert metrics.roc_auc(y, probs[:, 1]) == pytest.approx(run.metrics["test"]["roc_auc"]["auc"], abs=1e-12)
 
 
-def test_load_run_keeps_last_row_of_an_epoch_logged_twice(tmp_path):
+def test_load_run_history_is_rundirs_deduplicated_history(tmp_path):
     run_dir = make_run(tmp_path, "run")
     history = pd.read_csv(run_dir / "history.csv")
     resumed = pd.concat([history.iloc[:3], history.iloc[2:].assign(loss=-1.0)])
@@ -149,17 +182,27 @@ def test_load_run_keeps_last_row_of_an_epoch_logged_twice(tmp_path):
     assert (loaded["loss"].iloc[2:] == -1.0).all()
 
 
-@pytest.mark.parametrize("key", ["config", "history", "metrics"])
-def test_load_run_error_names_the_missing_file(tmp_path, key):
+@pytest.mark.parametrize("key, error, message", [
+    ("config", RunDirectoryError, "holds no config.json"),
+    ("metrics", RunDirectoryError, r"unfinished run \(no metrics.json\).*--resume"),
+    ("history", FileNotFoundError, "history.csv"),
+])
+def test_load_run_error_names_the_missing_file(tmp_path, key, error, message):
     run_dir = make_run(tmp_path, "run")
     (run_dir / RUN_FILES[key]).unlink()
-    with pytest.raises(FileNotFoundError, match=RUN_FILES[key]):
+    with pytest.raises(error, match=message):
+        analysis.load_run(run_dir)
+
+
+def test_load_run_refuses_a_failed_run_with_its_reason(tmp_path):
+    run_dir = make_run(tmp_path, "run", failed=DIVERGED)
+    with pytest.raises(RunDirectoryError, match=r"failed run \(the loss became NaN at epoch 3"):
         analysis.load_run(run_dir)
 
 
 def test_predictions_of_a_missing_split_lists_the_available_ones(tmp_path):
     run = analysis.load_run(make_run(tmp_path, "run"))
-    with pytest.raises(FileNotFoundError, match=r"predictions_train\.csv.*predictions_test\.csv"):
+    with pytest.raises(FileNotFoundError, match=r"predictions_train\.csv.*\['test', 'val'\]"):
         run.predictions("train")
 
 
@@ -172,106 +215,56 @@ def test_predictions_columns_must_follow_the_class_names(tmp_path):
         analysis.load_run(run_dir).predictions("test")
 
 
-def test_find_runs_is_recursive_and_warns_about_unfinished_runs(study):
-    with pytest.warns(UserWarning, match="fold4_crashed"):
+def test_find_runs_is_recursive_and_warns_about_unfinished_and_failed_runs(study):
+    with pytest.warns(UserWarning) as caught:
         runs = analysis.find_runs(study)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1 unfinished run(s)" in messages and "fold4_crashed" in messages
+    assert "1 failed run(s)" in messages and "fold5_diverged" in messages and DIVERGED[1] in messages
     assert len(runs) == 12
     assert all((run.path / "metrics.json").exists() for run in runs)
     assert [run.path for run in runs] == sorted(run.path for run in runs)
 
 
-# -------------------------------------------------------------------------------- plots
-def test_plots_are_valid_pngs(tmp_path, study):
-    run = analysis.load_run(study / "resnet50" / "radimagenet" / "fold1")
-    y, probs = run.labels_and_probs("test")
-    paths = [
-        analysis.plot_training_curves(run.history, tmp_path / "curves.png", best_epoch=4),
-        analysis.plot_roc(y, probs[:, 1], tmp_path / "roc.png", band_resamples=200),
-        analysis.plot_reliability(y, probs, tmp_path / "reliability.png"),
-        analysis.plot_boxplots(_box_table(),
-                               tmp_path / "nested" / "box.png", by=["backbone", "weights"],
-                               metric="test_auc", hue="weights"),
-    ]
-    for path in paths:
-        _assert_png(path)
+# ------------------------------------------------------------------------------- report
+def test_format_report_binary_is_labelled_with_its_split(tmp_path):
+    report = RunDir(make_run(tmp_path, "run")).read_metrics()["val"]
+    auc, t = report["roc_auc"], report["threshold_metrics"]
+    line = analysis.format_report(report, "val")
+    assert line.startswith("val AUC ") and "test" not in line
+    assert (f"val AUC {auc['auc']:.4f} (95% CI {auc['lower']:.4f}-{auc['upper']:.4f}, DeLong; "
+            f"n=60, {auc['n_pos']} positive)") in line
+    for name, value in (("accuracy", t["accuracy"]), ("sensitivity", t["sensitivity"]),
+                        ("specificity", t["specificity"]), ("ECE", report["calibration"]["ece"])):
+        assert f"{name} {value:.4f}" in line
+    assert "(threshold 0.5)" in line
+    assert analysis.format_report(report, "test").startswith("test AUC ")
 
 
-def _box_table():
-    rng = np.random.default_rng(0)
-    rows = [{"backbone": b, "weights": w, "fold": f, "test_auc": 0.85 + 0.05 * (w == "radimagenet")
-             + rng.normal(0, 0.02)} for b in ("resnet50", "densenet121")
-            for w in ("radimagenet", "imagenet") for f in range(5)]
-    return pd.DataFrame(rows)
+def test_format_report_multiclass_uses_the_macro_auc():
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    probs = np.eye(3)[[0, 1, 2, 1, 1, 2, 0, 0]] * 0.7 + 0.1
+    report = metrics.evaluate_predictions(y, probs)
+    assert analysis.format_report(report, "val") == (
+        f"val accuracy {report['accuracy']:.4f}, macro AUC {report['macro_roc_auc_ovr']:.4f} "
+        "(one-vs-rest, 3 classes; n=8)")
 
 
-def test_multiclass_roc_draws_one_vs_rest_curves(tmp_path):
-    run = analysis.load_run(make_run(tmp_path, "run", class_names=["a", "b", "c"]))
-    y, probs = run.labels_and_probs("test")
-    _assert_png(analysis.plot_roc(y, probs, tmp_path / "roc.png", class_names=["a", "b", "c"]))
-    with pytest.raises(ValueError, match="3 columns"):
-        analysis.plot_roc(y, probs, tmp_path / "bad.png", class_names=["a", "b"])
+def test_format_report_undefined_values_read_na():
+    with pytest.warns(RuntimeWarning, match="DeLong variance undefined"):
+        report = metrics.evaluate_predictions([0, 0, 0, 0, 1], [0.1, 0.2, 0.3, 0.4, 0.3])
+    line = analysis.format_report(report, "train")
+    assert "(95% CI n/a-n/a, DeLong; n=5, 1 positive)" in line and "sensitivity 0.0000" in line
 
 
-def test_write_run_plots_works_before_metrics_json_exists(tmp_path):
-    run_dir = make_run(tmp_path, "run", finished=False)
-    paths = analysis.write_run_plots(run_dir, band_resamples=100)
-    assert [p.relative_to(run_dir).as_posix() for p in paths] == [
-        "plots/training_curves.png", "plots/roc_test.png", "plots/reliability_test.png"]
-    for path in paths:
-        _assert_png(path)
-
-
-def test_training_curves_need_a_curve():
-    with pytest.raises(ValueError, match="Received 2 rows with columns \\['epoch', 'stage'\\]"):
-        analysis.plot_training_curves(pd.DataFrame({"epoch": [0, 1], "stage": ["a", "b"]}), "x.png")
-
-
-def test_boxplot_errors_name_the_column(tmp_path):
-    with pytest.raises(ValueError, match="'val_auc' not in"):
-        analysis.plot_boxplots(_box_table(), tmp_path / "b.png", by="weights", metric="val_auc")
-    with pytest.raises(ValueError, match="hue"):
-        analysis.plot_boxplots(_box_table(), tmp_path / "b.png", by="weights", metric="test_auc",
-                               hue="backbone")
-
-
-# ----------------------------------------------------------------------- ROC band numbers
-def test_sensitivity_at_specificity_is_the_roc_envelope():
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 80)
-    score = np.round(rng.random(80) + 0.3 * y, 1)  # many ties
-    fpr, tpr, _ = sklearn.metrics.roc_curve(y, score, drop_intermediate=False)
-    for sp in np.linspace(0, 1, 41):
-        expected = tpr[fpr <= 1 - sp + 1e-12].max()
-        assert analysis._sensitivity_at_specificity(y, score, sp) == pytest.approx(expected, abs=1e-12)
-
-
-def test_roc_sensitivity_band_is_the_stratified_percentile_bootstrap():
-    rng = np.random.default_rng(4)
-    y = rng.integers(0, 2, 60)
-    score = rng.random(60) + 0.5 * y
-    band = analysis.roc_sensitivity_band(y, score, specificities=[0.2, 0.8], n_resamples=300, seed=7)
-    for row in band.itertuples():
-        direct = stats.bootstrap_ci(
-            lambda yy, ss: analysis._sensitivity_at_specificity(yy, ss, row.specificity), y, score,
-            strata=y, n_resamples=300, method="percentile", seed=7)
-        assert (row.sensitivity, row.lower, row.upper) == (direct.estimate, direct.lower, direct.upper)
-        assert row.lower <= row.sensitivity <= row.upper
-    again = analysis.roc_sensitivity_band(y, score, specificities=[0.2, 0.8], n_resamples=300, seed=7)
-    pd.testing.assert_frame_equal(band, again)
-    other = analysis.roc_sensitivity_band(y, score, specificities=[0.2, 0.8], n_resamples=300, seed=8)
-    assert not band.equals(other)
+def test_format_report_errors():
+    with pytest.raises(ValueError, match="evaluate_predictions.*Received: task=None"):
+        analysis.format_report({"auc": 0.9}, "val")
+    with pytest.raises(ValueError, match="Received: split=''"):
+        analysis.format_report({"task": "binary"}, "")
 
 
 # ------------------------------------------------------------------------------ compare
-def test_holm_adjust_matches_r_p_adjust():
-    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") -> 0.03 0.06 0.06 0.02
-    assert analysis.holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    # R: p.adjust(c(0.5, NA, 0.2), "holm") -> 0.5 NA 0.4
-    adjusted = analysis.holm_adjust([0.5, np.nan, 0.2])
-    assert adjusted[[0, 2]] == pytest.approx([0.5, 0.4]) and np.isnan(adjusted[1])
-    assert analysis.holm_adjust([0.9, 0.8]) == pytest.approx([1.0, 1.0])
-
-
 def _test_scores(run_dir):
     frame = pd.read_csv(run_dir / "predictions_test.csv").sort_values("filename")
     return frame["label"].to_numpy(), frame["prob_malignant"].to_numpy()
@@ -318,7 +311,7 @@ def test_compare_runs_three_runs_holm_over_the_pairs(study, tmp_path):
     assert [(p["run_a"], p["run_b"]) for p in result["pairs"]] == [
         (names[0], names[1]), (names[0], names[2]), (names[1], names[2])]
     raw = [p["delong"]["p_value"] for p in result["pairs"]]
-    assert [p["p_value_holm"] for p in result["pairs"]] == pytest.approx(list(analysis.holm_adjust(raw)))
+    assert [p["p_value_holm"] for p in result["pairs"]] == pytest.approx(list(stats.holm_adjust(raw)))
     assert all(h >= r for h, r in zip([p["p_value_holm"] for p in result["pairs"]], raw))
 
 
@@ -341,6 +334,14 @@ def test_compare_runs_with_different_labels_errors(study, tmp_path):
     frame.to_csv(b / "predictions_test.csv", index=False)
     with pytest.raises(ValueError, match="different labels to 5 of"):
         analysis.compare_runs([a, b])
+
+
+def test_compare_runs_refuses_failed_and_unfinished_runs(study):
+    finished = study / "resnet50" / "radimagenet" / "fold1"
+    with pytest.raises(RunDirectoryError, match="fold5_diverged holds a failed run \\(the loss became NaN"):
+        analysis.compare_runs([finished, study / "densenet121" / "imagenet" / "fold5_diverged"])
+    with pytest.raises(RunDirectoryError, match=r"fold4_crashed is an unfinished run.*radtl train --resume"):
+        analysis.compare_runs([finished, study / "resnet50" / "radimagenet" / "fold4_crashed"])
 
 
 def test_compare_runs_needs_two_runs_and_a_positive_class_for_multiclass(study, tmp_path):
@@ -368,6 +369,25 @@ def test_summary_run_table_equals_the_metrics_files(summary, study):
     on_disk = pd.read_csv(summary.paths["runs"])
     pd.testing.assert_frame_equal(on_disk, table, check_dtype=False)
     assert summary.unfinished == [study / "resnet50" / "radimagenet" / "fold4_crashed"]
+    assert "learning_rate" not in table.columns  # constant over the finished runs
+
+
+def test_summary_lists_failed_runs_with_their_reason_and_never_averages_them(summary, study):
+    failed = summary.failed
+    # learning_rate varies only because of the failed run: shown in its table, not the run table.
+    assert failed.to_dict(orient="records") == [{
+        "run": "densenet121/imagenet/fold5_diverged", "backbone": "densenet121", "weights": "imagenet",
+        "learning_rate": 1e4, "fold": 5, "seed": 0, "kind": "diverged", "reason": DIVERGED[1]}]
+    assert 5 not in set(summary.runs["fold"])
+    densenet_imagenet = summary.summary.set_index(["backbone", "weights"]).loc[("densenet121", "imagenet")]
+    assert densenet_imagenet["n"] == 3
+    pd.testing.assert_frame_equal(pd.read_csv(summary.paths["failed"]), failed, check_dtype=False)
+    markdown = summary.markdown
+    assert "1 failed run(s), not averaged in (see Failed runs)." in markdown
+    section = markdown[markdown.index("## Failed runs"):]
+    assert "| run | backbone | weights | learning_rate | fold | seed | kind | reason |" in section
+    assert f"| densenet121/imagenet/fold5_diverged | densenet121 | imagenet | 10000.0 | 5 | 0 | diverged | " \
+           f"{DIVERGED[1]} |" in section
 
 
 def test_summary_per_setting_mean_and_sd_equal_numpy(summary, study):
@@ -405,13 +425,13 @@ def test_summary_comparisons_equal_direct_stats_calls(summary, study):
         assert row["mean_a"] == pytest.approx(a.mean()) and row["mean_b"] == pytest.approx(b.mean())
         assert row["permutation_p"] == pytest.approx(stats.paired_permutation_test(a, b).p_value, abs=1e-14)
         assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon_signed_rank(a, b).p_value, abs=1e-14)
-    assert rows["permutation_p_holm"].to_numpy() == pytest.approx(analysis.holm_adjust(rows["permutation_p"]))
+    assert rows["permutation_p_holm"].to_numpy() == pytest.approx(stats.holm_adjust(rows["permutation_p"]))
     # RadImageNet was given the larger separation: it wins on every pair.
     assert rows.loc["weights", "mean_difference"] > 0
 
 
 def test_summary_files_markdown_and_boxplot(summary):
-    for key in ("runs", "summary", "comparisons", "markdown", "boxplot"):
+    for key in ("runs", "summary", "failed", "comparisons", "markdown", "boxplot"):
         assert summary.paths[key].exists()
     markdown = summary.paths["markdown"].read_text()
     assert markdown == summary.markdown
@@ -424,7 +444,7 @@ def test_summary_files_markdown_and_boxplot(summary):
 
 
 def test_summary_compare_dict_fixes_the_level_order(study, tmp_path):
-    with pytest.warns(UserWarning, match="unfinished"):
+    with pytest.warns(UserWarning):
         result = analysis.summarize(study, out_dir=tmp_path, metric="test_ece",
                                     compare={"weights": ("imagenet", "radimagenet")})
     row = result.comparisons.iloc[0]
@@ -455,9 +475,23 @@ def test_summary_unpaired_runs_are_left_out_with_a_warning(tmp_path):
     assert result.comparisons.iloc[0][["n_pairs", "n_unpaired"]].tolist() == [2, 1]
 
 
+def test_summary_without_failures_writes_an_empty_failed_table(tmp_path):
+    for lr, fold in itertools.product((1e-5, 1e-4), (1, 2)):
+        make_run(tmp_path / f"lr{lr}", f"fold{fold}", learning_rate=lr, fold=fold, n_test=30, n_val=20)
+    result = analysis.summarize(tmp_path)
+    assert result.failed.empty and list(pd.read_csv(result.paths["failed"]).columns) == ["run", "kind", "reason"]
+    assert "Failed runs" not in result.markdown and "failed run" not in result.markdown
+    # Settings read as given, not in the metrics' 4-decimal format (1e-05 would read 0.0000).
+    assert "| 1e-05 | 2 |" in result.markdown and "| 0.0001 | 2 |" in result.markdown
+
+
 def test_summary_errors(tmp_path, study):
     with pytest.raises(ValueError, match="No finished run"):
         analysis.summarize(tmp_path)
+    make_run(tmp_path / "runs", "fold1", failed=DIVERGED)
+    with pytest.warns(UserWarning, match="1 failed"), \
+            pytest.raises(ValueError, match="0 unfinished and 1 failed run\\(s\\) found"):
+        analysis.summarize(tmp_path / "runs")
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="Received: metric='auc'"):
         analysis.summarize(study, out_dir=tmp_path, metric="auc")
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="Cannot compare on 'fold'"):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import scipy.special
 import scipy.stats
+import sklearn.metrics
 
 from radtl import metrics, stats
 
@@ -353,3 +354,47 @@ def test_bootstrap_auc_edge_cases():
         stats.bootstrap_auc_ci(np.zeros(5), np.arange(5.0))
     with pytest.raises(ValueError, match="method='normal'"):
         stats.bootstrap_auc_ci(y, score, method="normal")
+
+
+# ------------------------------------------------------------------- multiple comparisons
+def test_holm_adjust_matches_r_p_adjust():
+    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") -> 0.03 0.06 0.06 0.02
+    assert stats.holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # R: p.adjust(c(0.5, NA, 0.2), "holm") -> 0.5 NA 0.4
+    adjusted = stats.holm_adjust([0.5, np.nan, 0.2])
+    assert adjusted[[0, 2]] == pytest.approx([0.5, 0.4]) and np.isnan(adjusted[1])
+    assert stats.holm_adjust([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+# ------------------------------------------------------------------------ ROC band
+def test_sensitivity_at_specificity_is_the_roc_envelope():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 80)
+    score = np.round(rng.random(80) + 0.3 * y, 1)  # many ties
+    fpr, tpr, _ = sklearn.metrics.roc_curve(y, score, drop_intermediate=False)
+    for sp in np.linspace(0, 1, 41):
+        expected = tpr[fpr <= 1 - sp + 1e-12].max()
+        assert stats.sensitivity_at_specificity(y, score, sp) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="Received: specificity=1.5"):
+        stats.sensitivity_at_specificity(y, score, 1.5)
+
+
+def test_roc_sensitivity_band_is_the_stratified_percentile_bootstrap():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 60)
+    score = rng.random(60) + 0.5 * y
+    band = stats.roc_sensitivity_band(y, score, specificities=[0.2, 0.8], n_resamples=300, seed=7)
+    for row in band.itertuples():
+        direct = stats.bootstrap_ci(
+            lambda yy, ss: stats.sensitivity_at_specificity(yy, ss, row.specificity), y, score,
+            strata=y, n_resamples=300, method="percentile", seed=7)
+        assert (row.sensitivity, row.lower, row.upper) == (direct.estimate, direct.lower, direct.upper)
+        assert row.lower <= row.sensitivity <= row.upper
+    again = stats.roc_sensitivity_band(y, score, specificities=[0.2, 0.8], n_resamples=300, seed=7)
+    pd.testing.assert_frame_equal(band, again)
+    other = stats.roc_sensitivity_band(y, score, specificities=[0.2, 0.8], n_resamples=300, seed=8)
+    assert not band.equals(other)
+    default = stats.roc_sensitivity_band(y, score, n_resamples=20)
+    assert default["specificity"].tolist() == pytest.approx(np.linspace(0, 1, 21).tolist())
+    with pytest.raises(ValueError, match="both classes"):
+        stats.roc_sensitivity_band(np.zeros(5), np.arange(5.0))
