@@ -18,6 +18,14 @@ input. `head_param_count(name, F, ...)` gives the parameter count without buildi
 building a head over `LARGE_HEAD_PARAMS` parameters logs a warning with its count and
 float32 memory.
 
+Heads are built by name through `REGISTRY` (a `radtl.registry.Registry` of kind
+"head", registered with the run context `num_classes`, so `num_classes` is not a
+`head_options` key); `build_head(name, num_classes=K, **options)` is the shortcut.
+Each head's options are its explicit constructor arguments, plus the layer's own
+`name`, `dtype` and `trainable`. Every class is registered with
+`keras.saving.register_keras_serializable(package="radtl")`, so importing this module
+(which `import radtl` does) lets `keras.models.load_model` rebuild a saved model's head.
+
 Example:
 
 ```python
@@ -37,8 +45,27 @@ from keras import ops
 
 from radtl._checks import check_int
 from radtl._checks import check_number
+from radtl.registry import Registry
+from radtl.registry import RunContext
+
+__all__ = [
+    "REGISTRY",
+    "names",
+    "build_head",
+    "head_param_count",
+    "hidden_size",
+    "LinearHead",
+    "MLPHead",
+    "Conv1DHead",
+    "Conv1DSkipHead",
+    "FREES_CONV_OPTIONS",
+    "LARGE_HEAD_PARAMS",
+]
 
 logger = logging.getLogger(__name__)
+
+#: The head registry: name -> layer class (kind "head", config keys `head`/`head_options`).
+REGISTRY = Registry("head")
 
 # Building a head with more parameters than this logs a warning (count and memory).
 LARGE_HEAD_PARAMS = 50_000_000
@@ -94,8 +121,8 @@ def hidden_size(in_size, hidden_units=None, hidden_ratio=0.5, max_hidden_units=N
 class _Head(keras.layers.Layer):
     """Shared plumbing: float32 softmax output, size warning, config of shared args."""
 
-    def __init__(self, num_classes=2, dropout=0.5, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, num_classes=2, dropout=0.5, *, name=None, dtype=None, trainable=True):
+        super().__init__(name=name, dtype=dtype, trainable=trainable)
         check_int("num_classes", num_classes, 1)
         check_number("dropout", dropout, 0.0, 1.0, include_high=False)
         # === Config ===
@@ -173,13 +200,17 @@ class LinearHead(_Head):
     Args:
         num_classes: int. Number of classes K. Defaults to 2.
         dropout: float in [0, 1). Dropout rate on the features. Defaults to 0.5.
-        **kwargs: forwarded to `keras.layers.Layer` (`name`, `dtype`, ...).
+        name: str or None. The layer's name. Defaults to None (automatic).
+        dtype: str, `keras.DTypePolicy` or None. The layer's dtype policy (the output
+            layer stays float32). Defaults to None (the global policy).
+        trainable: bool. Defaults to True.
 
     Input shape: (batch, F) float. Output shape: (batch, K) float32 probabilities.
     """
 
-    def __init__(self, num_classes=2, dropout=0.5, **kwargs):
-        super().__init__(num_classes=num_classes, dropout=dropout, **kwargs)
+    def __init__(self, num_classes=2, dropout=0.5, *, name=None, dtype=None, trainable=True):
+        super().__init__(num_classes=num_classes, dropout=dropout, name=name, dtype=dtype,
+                         trainable=trainable)
         self.dropout_layer = keras.layers.Dropout(dropout, **self._sublayer_args())
 
     def _output_initializer(self):
@@ -209,9 +240,13 @@ class _HiddenHead(_Head):
         max_hidden_units=None,
         dropout=0.5,
         negative_slope=0.01,
-        **kwargs,
+        *,
+        name=None,
+        dtype=None,
+        trainable=True,
     ):
-        super().__init__(num_classes=num_classes, dropout=dropout, **kwargs)
+        super().__init__(num_classes=num_classes, dropout=dropout, name=name, dtype=dtype,
+                         trainable=trainable)
         check_number("hidden_ratio", hidden_ratio, 0.0, include_low=False)
         check_int("hidden_units", hidden_units, 1, allow_none=True)
         check_int("max_hidden_units", max_hidden_units, 1, allow_none=True)
@@ -286,7 +321,7 @@ class MLPHead(_HiddenHead):
         max_hidden_units: int or None. Cap on the ratio-derived H. Defaults to None.
         dropout: float in [0, 1). Dropout rate after the hidden block. Defaults to 0.5.
         negative_slope: float in [0, 1]. LeakyReLU slope. Defaults to 0.01.
-        **kwargs: forwarded to `keras.layers.Layer`.
+        name, dtype, trainable: as `LinearHead`.
 
     Input shape: (batch, F) float. Output shape: (batch, K) float32 probabilities.
     """
@@ -336,7 +371,7 @@ class Conv1DHead(_HiddenHead):
         dropout: float in [0, 1). Dropout after the conv and the hidden block.
             Defaults to 0.5.
         negative_slope: float in [0, 1]. LeakyReLU slope. Defaults to 0.01.
-        **kwargs: forwarded to `keras.layers.Layer`.
+        name, dtype, trainable: as `LinearHead`.
 
     Input shape: (batch, F) float. Output shape: (batch, K) float32 probabilities.
     """
@@ -352,7 +387,10 @@ class Conv1DHead(_HiddenHead):
         max_hidden_units=512,
         dropout=0.5,
         negative_slope=0.01,
-        **kwargs,
+        *,
+        name=None,
+        dtype=None,
+        trainable=True,
     ):
         super().__init__(
             num_classes=num_classes,
@@ -361,7 +399,9 @@ class Conv1DHead(_HiddenHead):
             max_hidden_units=max_hidden_units,
             dropout=dropout,
             negative_slope=negative_slope,
-            **kwargs,
+            name=name,
+            dtype=dtype,
+            trainable=trainable,
         )
         check_int("num_filters", num_filters, 1)
         check_int("kernel_size", kernel_size, 1)
@@ -386,6 +426,10 @@ class Conv1DHead(_HiddenHead):
         self.conv_act = keras.layers.LeakyReLU(negative_slope, **args)
         self.conv_dropout = keras.layers.Dropout(dropout, **args)
         self.flatten = keras.layers.Flatten(**args)
+        self._init_branch()
+
+    def _init_branch(self):
+        """Hook for layers of extra branches that do not depend on F (none here)."""
 
     def conv_width(self, in_features):
         """C = num_filters * L, the flattened conv output width over F features."""
@@ -464,8 +508,7 @@ class Conv1DSkipHead(Conv1DHead):
     Input shape: (batch, F) float. Output shape: (batch, K) float32 probabilities.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def _init_branch(self):
         sub = self._sublayer_args()
         self.skip_bn = keras.layers.BatchNormalization(name="skip_bn", **sub)
         self.skip_act = keras.layers.ReLU(**sub)
@@ -489,26 +532,15 @@ class Conv1DSkipHead(Conv1DHead):
         return in_features * width + _BN_WEIGHTS_PER_CHANNEL * width
 
 
-# Registry: head name -> layer class.
-_HEADS = {
-    "linear": LinearHead,
-    "mlp": MLPHead,
-    "conv1d": Conv1DHead,
-    "conv1d_skip": Conv1DSkipHead,
-}
+REGISTRY.register("linear", LinearHead, context=("num_classes",))
+REGISTRY.register("mlp", MLPHead, context=("num_classes",))
+REGISTRY.register("conv1d", Conv1DHead, context=("num_classes",))
+REGISTRY.register("conv1d_skip", Conv1DSkipHead, context=("num_classes",))
 
 
 def names():
-    """Registered head names, sorted."""
-    return sorted(_HEADS)
-
-
-def _head_class(name):
-    if name not in _HEADS:
-        raise ValueError(
-            f"Unknown head. `name` must be one of {names()}. Received: name={name!r}"
-        )
-    return _HEADS[name]
+    """Registered head names, in registration order (`REGISTRY.names()`)."""
+    return REGISTRY.names()
 
 
 def build_head(name, /, *, num_classes=2, **options):
@@ -527,9 +559,10 @@ def build_head(name, /, *, num_classes=2, **options):
         float32 softmax probabilities.
 
     Raises:
-        ValueError: for an unknown `name` or an invalid option value.
+        ValueError: for an unknown `name` or option, or an invalid option value.
     """
-    return _head_class(name)(num_classes=num_classes, **options)
+    REGISTRY.check_options(name, options)
+    return REGISTRY.build(name, options, RunContext(num_classes=num_classes))
 
 
 def head_param_count(name, in_features, /, num_classes=2, **options):

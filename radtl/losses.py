@@ -8,6 +8,15 @@ logits z, temperature-scaled distributions need no logits. Every loss returns on
 per sample (nats) and is reduced by Keras (`"sum_over_batch_size"` by default). They
 compute in float32 whatever the dtype policy (Keras losses default to `floatx()`).
 
+Losses are built by name through `REGISTRY` (a `radtl.registry.Registry` of kind
+"loss"); `get(name, **params)` is the library shortcut. A loss that needs the run's
+context declares it: `ols` needs `num_classes`, which the trainer passes as
+`RunContext(num_classes=K)` and which is therefore not a `loss_options` key. Every loss
+has `callbacks()`, the Keras callbacks `fit` must be given for it (empty except for
+`ols`). Every class is registered with
+`keras.saving.register_keras_serializable(package="radtl")`, so importing this module
+(which `import radtl` does) lets `keras.models.load_model` rebuild a compiled loss.
+
 | name | class | target |
 |---|---|---|
 | `hard` | `CrossEntropy` | one-hot |
@@ -23,13 +32,38 @@ from radtl import losses
 
 loss = losses.get("label_smoothing", epsilon=0.1)
 loss(np.array([0, 1]), np.array([[0.9, 0.1], [0.3, 0.7]]))  # scalar, nats
+ols = losses.get("ols", num_classes=2)  # or losses.get("ols", context=RunContext(num_classes=2))
+ols.callbacks()  # [OnlineLabelSmoothingCallback]: pass them to fit
 ```
 """
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
 
 from radtl._checks import check_number
+from radtl.registry import Registry
+from radtl.registry import RunContext
+
+__all__ = [
+    "REGISTRY",
+    "names",
+    "get",
+    "CrossEntropy",
+    "LabelSmoothing",
+    "OnlineLabelSmoothing",
+    "OnlineLabelSmoothingCallback",
+    "TeacherFreeKD",
+]
+
+#: The loss registry: name -> loss class (kind "loss", config keys `loss`/`loss_options`).
+REGISTRY = Registry("loss")
+
+# `keras.losses.Loss`'s default reduction. radtl losses take `name`, `reduction` and
+# `dtype` as explicit arguments (no **kwargs), so that `REGISTRY.option_names` lists
+# every option a loss accepts and `REGISTRY.check_options` can refuse the others.
+_REDUCTION = "sum_over_batch_size"
 
 
 def _labels(y_true):
@@ -73,6 +107,14 @@ def _kl_divergence(log_targets, log_probs):
 class _ProbabilityLoss(keras.losses.Loss):
     """Shared plumbing: labels and log-probabilities in, per-sample loss out."""
 
+    def callbacks(self):
+        """The Keras callbacks `fit` needs for this loss (none for a stateless loss).
+
+        Returns:
+            list of `keras.callbacks.Callback`; pass them to `fit(callbacks=...)`.
+        """
+        return []
+
     def call(self, y_true, y_pred):
         num_classes = _num_classes(y_pred)
         labels = _labels(y_true)
@@ -88,13 +130,15 @@ class CrossEntropy(_ProbabilityLoss):
 
     Args:
         name: str. Defaults to "cross_entropy".
-        **kwargs: forwarded to `keras.losses.Loss` (`reduction`, `dtype`).
+        reduction: str or None. As `keras.losses.Loss`. Defaults to
+            "sum_over_batch_size".
+        dtype: str or None. As `keras.losses.Loss`. Defaults to None (floatx).
 
     Shapes: y_true (batch,) int class ids; y_pred (batch, K) probabilities.
     """
 
-    def __init__(self, name="cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, name="cross_entropy", reduction=_REDUCTION, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def _targets(self, labels, num_classes):
         return ops.one_hot(labels, num_classes, dtype="float32")
@@ -118,11 +162,12 @@ class LabelSmoothing(CrossEntropy):
         epsilon: float in [0, 1]. Mass moved from the true class to the uniform
             distribution; 0 is hard cross-entropy. Defaults to 0.1.
         name: str. Defaults to "label_smoothing".
-        **kwargs: forwarded to `keras.losses.Loss`.
+        reduction: str or None. As `keras.losses.Loss`.
+        dtype: str or None. As `keras.losses.Loss`.
     """
 
-    def __init__(self, epsilon=0.1, name="label_smoothing", **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, epsilon=0.1, name="label_smoothing", reduction=_REDUCTION, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         check_number("epsilon", epsilon, 0.0, 1.0)
         self.epsilon = epsilon
 
@@ -162,18 +207,30 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
     call adds `accumulating * update` with branch-free one-hot matmuls. The traced
     train function (graph or XLA) reads the variables at run time, so changing them
     from Python needs no retracing. The flag is 0 by default and is switched by the
-    companion callback returned by `callback()`: on at `on_epoch_begin` (which also
+    companion callback returned by `callbacks()`: on at `on_epoch_begin` (which also
     clears the accumulators), off from `on_test_begin` to `on_test_end` (the
     validation pass that `fit` runs, or an `evaluate` given the callback), and off at
     `on_epoch_end`, where it calls `end_epoch()` and writes the mean of diag(S) to the
     logs as `ols_true_class_prob`, and at `on_train_end`. So `evaluate`/`predict`
-    outside `fit` never touch S. Pass the callback to `fit`: without it the flag stays
-    0, S stays uniform and the loss silently reduces to label smoothing with
+    outside `fit` never touch S. Pass `callbacks()` to `fit`: without them the flag
+    stays 0, S stays uniform and the loss silently reduces to label smoothing with
     epsilon = 1 - alpha.
+
+    Several replicas (`tf.distribute.MirroredStrategy`): `accumulated` and `counts` are
+    sync-on-read variables with aggregation "sum" (as Keras metrics keep their
+    totals): each replica adds its own share of every batch to its local copy, and
+    `end_epoch()`, which the callback runs outside the replicas, reads their sum. So S
+    is built from the whole global batch, the same matrix as on one device. `soft_labels`
+    and `accumulating` are only assigned outside the replicas (mirrored to every
+    replica). Create the loss inside `strategy.scope()`, as the model.
 
     The state is not saved with the model (Keras does not save a loss's variables);
     `get_config` rebuilds a loss with uniform S. Stateful updates need the TensorFlow
     backend (radtl's backend).
+
+    Registered as "ols" with the run context `num_classes`: the trainer builds it with
+    `REGISTRY.build("ols", loss_options, RunContext(num_classes=K))`, so `num_classes`
+    is not a `loss_options` key; `get("ols", num_classes=K)` is the library shortcut.
 
     Reference:
         Zhang, Jiang, Hou, Wei, Han, Li, Cheng, "Delving Deep into Label Smoothing",
@@ -184,20 +241,22 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
         alpha: float in [0, 1]. Weight of the hard-label term. Defaults to 0.5 (the
             official code, up to its factor 2).
         name: str. Defaults to "online_label_smoothing".
-        **kwargs: forwarded to `keras.losses.Loss`.
+        reduction: str or None. As `keras.losses.Loss`.
+        dtype: str or None. As `keras.losses.Loss`.
 
     Example:
 
     ```python
     loss = OnlineLabelSmoothing(num_classes=2)
     model.compile(optimizer="adam", loss=loss)
-    model.fit(x, y, epochs=3, validation_data=(xv, yv), callbacks=[loss.callback()])
+    model.fit(x, y, epochs=3, validation_data=(xv, yv), callbacks=loss.callbacks())
     loss.soft_labels.numpy()  # (2, 2), rows sum to 1
     ```
     """
 
-    def __init__(self, num_classes, alpha=0.5, name="online_label_smoothing", **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, num_classes, alpha=0.5, name="online_label_smoothing",
+                 reduction=_REDUCTION, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or (
             num_classes < 2
         ):
@@ -209,16 +268,25 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
         self.num_classes = num_classes
         self.alpha = alpha
         square = (num_classes, num_classes)
+        # Assigned outside the replicas only: mirrored.
         self.soft_labels = self._state(self._uniform(), "soft_labels")
-        self.accumulated = self._state(np.zeros(square), "accumulated")
-        self.counts = self._state(np.zeros(num_classes), "counts")
         self.accumulating = self._state(np.zeros(()), "accumulating")
+        # Added to by every replica: per-replica copies, summed when read.
+        self.accumulated = self._state(np.zeros(square), "accumulated", per_replica_sum=True)
+        self.counts = self._state(np.zeros(num_classes), "counts", per_replica_sum=True)
 
     @staticmethod
-    def _state(value, name):
+    def _state(value, name, per_replica_sum=False):
+        """A non-trainable float32 state variable.
+
+        With `per_replica_sum`, a sync-on-read variable with aggregation "sum": under a
+        distribution strategy every replica updates its own copy and a read outside the
+        replicas returns their sum (on one device, a plain variable).
+        """
+        distributed = {"synchronization": "on_read", "aggregation": "sum"} if per_replica_sum else {}
         return keras.Variable(
             np.asarray(value, dtype="float32"), trainable=False, dtype="float32",
-            name=name,
+            name=name, **distributed,
         )
 
     def _uniform(self):
@@ -276,9 +344,9 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
         self.start_epoch()
         self.set_accumulating(False)
 
-    def callback(self):
-        """The `keras.callbacks.Callback` that drives this loss's state during `fit`."""
-        return OnlineLabelSmoothingCallback(self)
+    def callbacks(self):
+        """`[OnlineLabelSmoothingCallback(self)]`, which drives the state during `fit`."""
+        return [OnlineLabelSmoothingCallback(self)]
 
     def get_config(self):
         config = super().get_config()
@@ -289,7 +357,9 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
 class OnlineLabelSmoothingCallback(keras.callbacks.Callback):
     """Drives an `OnlineLabelSmoothing` loss: accumulate while training, swap per epoch.
 
-    Hooks: `on_epoch_begin` clears the accumulators and turns accumulation on;
+    Hooks: `on_train_begin` refuses a loss whose state was created outside the model's
+    distribution strategy (its statistics would not be summed across replicas);
+    `on_epoch_begin` clears the accumulators and turns accumulation on;
     `on_test_begin`/`on_test_end` turn it off for the validation pass and restore it;
     `on_epoch_end` turns it off, calls `loss.end_epoch()` and writes the mean true-class
     soft-label probability (mean of diag(S)) to `logs["ols_true_class_prob"]`;
@@ -308,6 +378,18 @@ class OnlineLabelSmoothingCallback(keras.callbacks.Callback):
             )
         self.loss = loss
         self._resume = False
+
+    def on_train_begin(self, logs=None):
+        strategy = getattr(self.model, "distribute_strategy", None)
+        replicas = getattr(strategy, "num_replicas_in_sync", 1)
+        if replicas > 1 and not _is_distributed(self.loss.counts):
+            raise ValueError(
+                "The OnlineLabelSmoothing loss was created outside the model's distribution "
+                f"strategy ({type(strategy).__name__}, {replicas} replicas), so its soft-label "
+                "statistics would not be summed across replicas. Create the loss inside "
+                "`strategy.scope()`, where the model is built and compiled. Received: loss "
+                f"state variable {self.loss.counts.path!r} on one device."
+            )
 
     def on_epoch_begin(self, epoch, logs=None):
         self.loss.start_epoch()
@@ -328,6 +410,13 @@ class OnlineLabelSmoothingCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.loss.set_accumulating(False)
+
+
+def _is_distributed(variable):
+    """Whether a Keras variable is a `tf.distribute` variable (one copy per replica)."""
+    import tensorflow as tf  # only TensorFlow's strategies replicate Keras variables so
+
+    return isinstance(getattr(variable, "value", variable), tf.distribute.DistributedValues)
 
 
 def _tf_kd_paper(teacher_probs, log_probs, temperature, num_classes):
@@ -352,9 +441,9 @@ class TeacherFreeKD(_ProbabilityLoss):
     """Teacher-free knowledge distillation with a virtual teacher (Tf-KD_reg).
 
     The virtual teacher puts `correct_prob` = a on the true class and (1 - a)/(K - 1) on
-    each other class: p_d. Per sample:
+    each other class: p_d. Per sample, with m = `multiplier`:
 
-        loss = (1 - alpha) * CE(one_hot(y), p) + alpha * D
+        loss = (1 - alpha) * CE(one_hot(y), p) + alpha * m * D
 
     `variant="paper"` (default, standard temperature-scaled KD):
         D = T^2 * KL(softmax(log p_d / T) || softmax(log p / T)),
@@ -368,7 +457,26 @@ class TeacherFreeKD(_ProbabilityLoss):
     T = 40, a = 0.99 the target is nearly uniform: a label-smoothing-like regulariser);
     the student is not softened; there is no T^2; and `nn.KLDivLoss()`'s default
     reduction "mean" averages over batch * K elements, hence the 1/K once Keras averages
-    over the batch. Its `multiplier` is 1.0 in every published config and is omitted.
+    over the batch.
+
+    `multiplier` is the authors' `params.multiplier`: their `loss_kd_regularization`
+    multiplies the KL term by it before weighting with alpha,
+    `(1 - alpha) * CE + alpha * (KLDivLoss()(...) * multiplier)`; it applies to both
+    variants here. The README's Tf-KD_reg commands
+    (`python main.py --model_dir experiments/base_experiments/base_<net>/
+    --regularization`) read it with T and alpha from that folder's `params.json`
+    (CIFAR-100, at commit d000ab3):
+
+    | README command | T (`reg_temperature`) | alpha (`reg_alpha`) | multiplier |
+    |---|---|---|---|
+    | ResNet18 (`base_resnet18`) | 20 | 0.1 | 100 |
+    | GoogLeNet (`base_googlenet`) | 40 | 0.1 | 50 |
+    | MobileNetV2 (`base_mobilenetv2`) | 40 | 0.95 | 1 |
+    | ShuffleNetV2 (`base_shufflenetv2`) | 10 | 0.95 | 1 |
+
+    so e.g. their ResNet18 run is
+    `TeacherFreeKD(variant="official", temperature=20.0, alpha=0.1, multiplier=100.0)`
+    (their a is fixed at 0.99, the default here).
 
     Reference:
         Yuan, Tay, Li, Wang, Feng, "Revisiting Knowledge Distillation via Label
@@ -377,13 +485,15 @@ class TeacherFreeKD(_ProbabilityLoss):
     Args:
         correct_prob: float in (0, 1). a, the teacher's true-class probability.
             Defaults to 0.99 (official code; the paper suggests a >= 0.9).
-        temperature: float > 0. T. Defaults to 6.0 (official ResNet-50 config;
-            MobileNetV2 used 40).
+        temperature: float > 0. T. Defaults to 6.0 (the authors' ResNet-50
+            self-training config; their Tf-KD_reg configs use 10 to 40, see above).
         alpha: float in [0, 1]. Weight of the distillation term. Defaults to 0.95
-            (official configs).
+            (the MobileNetV2 and ShuffleNetV2 configs).
         variant: str. "paper" or "official", see above. Defaults to "paper".
+        multiplier: float >= 0. m, scales the distillation term. Defaults to 1.0.
         name: str. Defaults to "teacher_free_kd".
-        **kwargs: forwarded to `keras.losses.Loss`.
+        reduction: str or None. As `keras.losses.Loss`.
+        dtype: str or None. As `keras.losses.Loss`.
     """
 
     def __init__(
@@ -392,15 +502,18 @@ class TeacherFreeKD(_ProbabilityLoss):
         temperature=6.0,
         alpha=0.95,
         variant="paper",
+        multiplier=1.0,
         name="teacher_free_kd",
-        **kwargs,
+        reduction=_REDUCTION,
+        dtype=None,
     ):
-        super().__init__(name=name, **kwargs)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         check_number("correct_prob", correct_prob, 0.0, 1.0,
                       include_low=False, include_high=False)
         check_number("temperature", temperature, 0.0, float("inf"),
                       include_low=False, include_high=False)
         check_number("alpha", alpha, 0.0, 1.0)
+        check_number("multiplier", multiplier, 0.0, float("inf"), include_high=False)
         if variant not in _TF_KD_VARIANTS:
             raise ValueError(
                 f"`variant` must be one of {sorted(_TF_KD_VARIANTS)}. "
@@ -410,6 +523,7 @@ class TeacherFreeKD(_ProbabilityLoss):
         self.temperature = temperature
         self.alpha = alpha
         self.variant = variant
+        self.multiplier = multiplier
 
     def teacher(self, labels, num_classes):
         """The virtual teacher's distribution p_d, shape (batch, K)."""
@@ -428,7 +542,7 @@ class TeacherFreeKD(_ProbabilityLoss):
         distill = _TF_KD_VARIANTS[self.variant](
             self.teacher(labels, num_classes), log_probs, self.temperature, num_classes
         )
-        return (1.0 - self.alpha) * hard + self.alpha * distill
+        return (1.0 - self.alpha) * hard + self.alpha * self.multiplier * distill
 
     def get_config(self):
         config = super().get_config()
@@ -438,43 +552,67 @@ class TeacherFreeKD(_ProbabilityLoss):
                 "temperature": self.temperature,
                 "alpha": self.alpha,
                 "variant": self.variant,
+                "multiplier": self.multiplier,
             }
         )
         return config
 
 
-# Registry: loss name -> class.
-_LOSSES = {
-    "hard": CrossEntropy,
-    "label_smoothing": LabelSmoothing,
-    "ols": OnlineLabelSmoothing,
-    "tf_kd": TeacherFreeKD,
-}
+REGISTRY.register("hard", CrossEntropy)
+REGISTRY.register("label_smoothing", LabelSmoothing)
+REGISTRY.register("ols", OnlineLabelSmoothing, context=("num_classes",))
+REGISTRY.register("tf_kd", TeacherFreeKD)
 
 
 def names():
-    """Registered loss names, sorted."""
-    return sorted(_LOSSES)
+    """Registered loss names, in registration order (`REGISTRY.names()`)."""
+    return REGISTRY.names()
 
 
-def get(name, /, **params):
-    """Build a loss by registry name.
+def get(name, /, *, context=None, **params):
+    """Build a loss by registry name (library shortcut over `REGISTRY.build`).
+
+    A loss that needs run context (`ols`: `num_classes`) takes it from `context`; for
+    direct use, a context field may also be passed as a keyword (`get("ols",
+    num_classes=3)`) and is moved into the context. The trainer passes
+    `context=RunContext(num_classes=K)` and the config's `loss_options` as `params`.
 
     Args:
         name: str. One of `names()`: "hard", "label_smoothing", "ols", "tf_kd".
-        **params: the loss class's constructor arguments (e.g. `epsilon` for
-            "label_smoothing", `num_classes` and `alpha` for "ols", `correct_prob`,
-            `temperature`, `alpha`, `variant` for "tf_kd"); unknown ones raise.
+        context: `radtl.registry.RunContext` or None. The run's context.
+        **params: the loss's options (e.g. `epsilon` for "label_smoothing", `alpha` for
+            "ols", `correct_prob`, `temperature`, `alpha`, `variant`, `multiplier` for
+            "tf_kd"), plus the context fields the loss declares; others raise.
 
     Returns:
         A `keras.losses.Loss` taking (batch,) integer labels and (batch, K)
-        probabilities. For "ols", pass `loss.callback()` to `fit`.
+        probabilities. Pass `loss.callbacks()` to `fit`.
 
     Raises:
-        ValueError: for an unknown `name` or an invalid parameter value.
+        ValueError: an unknown `name` or option, an invalid option value, a missing
+            context field, or a context field given twice with two values.
+
+    Example:
+
+    >>> get("ols", num_classes=3).num_classes
+    3
+    >>> get("ols", context=RunContext(num_classes=3), alpha=0.3).alpha
+    0.3
     """
-    if name not in _LOSSES:
-        raise ValueError(
-            f"Unknown loss. `name` must be one of {names()}. Received: name={name!r}"
-        )
-    return _LOSSES[name](**params)
+    moved = {field: params.pop(field) for field in REGISTRY.context_fields(name) if field in params}
+    context = _merge_context(context, moved)
+    REGISTRY.check_options(name, params)
+    return REGISTRY.build(name, params, context)
+
+
+def _merge_context(context, fields):
+    """`context` (or an empty `RunContext`) with `fields` set; a conflicting value raises."""
+    context = context if context is not None else RunContext()
+    for field, value in fields.items():
+        held = getattr(context, field)
+        if held is not None and held != value:
+            raise ValueError(
+                f"`{field}` was given twice with different values. Received: {field}={value!r} "
+                f"and context.{field}={held!r}. Pass it once, as a keyword or in `context`."
+            )
+    return dataclasses.replace(context, **fields)

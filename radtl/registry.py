@@ -164,6 +164,11 @@ class Registry:
         clash = sorted(set(fixed) & set(options))
         if clash:
             raise ValueError(f"{self.kind.capitalize()} {reg_key!r} fixes {fixed}; remove {clash} from `{key}`.")
+        from_run = sorted(set(options) & set(self._entries[reg_key].context))
+        if from_run:
+            raise ValueError(f"Unknown `{key}` {from_run} for {self.kind} {reg_key!r}: the run provides "
+                             f"{from_run} (e.g. the dataset's number of classes); remove them from `{key}`. "
+                             f"Received: {key}={options!r}")
         valid = self.option_names(name)
         if valid is None:
             return

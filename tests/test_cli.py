@@ -15,7 +15,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from radtl import cli
-from radtl.config import run_status
+from radtl.rundir import RunDir
+
+
+def run_status(path):
+    return RunDir(path).status
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "synthetic_lesions", "--backbone", "mobilenet_v2", "--weights", "none",
@@ -57,6 +61,10 @@ def test_train_evaluate_predict_compare(env):
     evaluated = invoke("evaluate", run_a, "--split", "test")
     assert evaluated.exit_code == 0, evaluated.output
     assert f"{metrics['test']['roc_auc']['auc']:.4f}" in evaluated.output
+    on_val = invoke("evaluate", run_a, "--split", "val")
+    assert on_val.exit_code == 0 and on_val.output.startswith("val AUC"), on_val.output
+    assert "test AUC" not in on_val.output
+
 
     first = pd.read_csv(run_a / "predictions_test.csv").iloc[0]
     image = env / "one.png"
@@ -64,8 +72,14 @@ def test_train_evaluate_predict_compare(env):
     predicted = invoke("predict", run_a, image, "--output", env / "pred.csv")
     assert predicted.exit_code == 0, predicted.output
     table = pd.read_csv(env / "pred.csv")
-    assert list(table.columns) == ["filename", "prob_benign", "prob_malignant", "predicted"]
+    assert list(table.columns) == ["filename", "prob_benign", "prob_malignant", "predicted", "error"]
     assert first["filename"].startswith("images/")
+
+    unreadable = env / "unreadable.png"
+    unreadable.write_bytes(b"not an image")
+    partial = CliRunner().invoke(cli.cli, ["predict", str(run_a), str(unreadable), str(env / "one.png")])
+    assert partial.exit_code == 1 and "1 of 2 files could not be read" in partial.output
+    assert "not a readable PNG/JPEG" in partial.output
 
     assert invoke("train", *TINY, "--seed", "1", "--out", run_b).exit_code == 0
     compared = invoke("compare", run_a, run_b, "--json", env / "cmp.json")

@@ -164,3 +164,19 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in ("train", "evaluate", "predict", "compare", "summarize", "sweep", "data", "weights"):
         assert command in result.output
+
+
+def test_a_saturated_run_is_reported_failed_not_as_a_result(tmp_path, data_dir):
+    # `--lr 1e4` saturates the softmax instead of going NaN: every probability about
+    # 0.99999994 and an "AUC" of about 0.5. It must be a failure, visible in summaries.
+    args = list(TINY)
+    args[args.index("--lr") + 1] = "1e4"
+    out = tmp_path / "runs" / "saturated"
+    result = invoke("train", *args, "--out", out)
+    assert_one_error_line(result, "The run")
+    assert "AUC" not in result.output.split("Error:")[1]
+    failure = (out / "failed.json").read_text()
+    assert any(kind in failure for kind in ("saturated", "collapsed", "diverged"))
+    assert not (out / "metrics.json").exists()
+    summary = invoke("summarize", tmp_path / "runs")
+    assert "saturated" in summary.output or "collapsed" in summary.output or "diverged" in summary.output

@@ -1,4 +1,4 @@
-"""Tests for radtl.heads: structure, parameter counts, precision, serialization."""
+"""Tests for radtl.heads: registry, structure, parameter counts, precision, serialization."""
 import logging
 
 import keras
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from radtl import heads
+from radtl.registry import RunContext
 
 # Small options that keep every head tiny but exercise each hyper-parameter.
 SMALL = {
@@ -56,14 +57,55 @@ def _features(batch, in_features, seed=0):
 
 
 def test_registry_lists_the_four_heads():
-    assert heads.names() == ["conv1d", "conv1d_skip", "linear", "mlp"]
+    assert heads.names() == heads.REGISTRY.names() == ["linear", "mlp", "conv1d", "conv1d_skip"]
+    assert heads.REGISTRY.kind == "head"
+    assert set(SMALL) == set(STRUCTURAL) == set(heads.names())
 
 
 def test_bogus_name_raises_and_lists_valid_names():
-    with pytest.raises(ValueError, match=r"conv1d_skip.*Received: name='clowntown'"):
+    with pytest.raises(ValueError, match=r"conv1d_skip.*Received: head='clowntown'"):
         heads.build_head("clowntown")
-    with pytest.raises(ValueError, match="Received: name='clowntown'"):
+    with pytest.raises(ValueError, match="Received: head='clowntown'"):
         heads.head_param_count("clowntown", 16)
+    with pytest.raises(ValueError, match="Did you mean 'conv1d_skip'"):
+        heads.REGISTRY.check_name("conv1d-skip")
+
+
+@pytest.mark.parametrize("name", heads.names())
+def test_registry_builds_heads_from_the_run_context(name):
+    assert heads.REGISTRY.context_fields(name) == ("num_classes",)
+    options = {**SMALL[name], "name": "head"}
+    head = heads.REGISTRY.build(name, options, RunContext(num_classes=5))
+    assert head.num_classes == 5
+    assert head.get_config() == heads.build_head(name, num_classes=5, **options).get_config()
+
+
+@pytest.mark.parametrize("name", heads.names())
+def test_option_names_are_the_constructor_arguments(name):
+    options = heads.REGISTRY.option_names(name)
+    assert set(SMALL[name]) | set(STRUCTURAL[name]) - {"num_classes"} <= set(options)
+    assert {"name", "dtype", "trainable"} <= set(options)
+    assert "num_classes" not in options  # comes from the run context
+    heads.REGISTRY.check_options(name, SMALL[name])
+
+
+def test_check_options_rejects_num_classes_in_head_options():
+    with pytest.raises(ValueError) as info:
+        heads.REGISTRY.check_options("mlp", {"num_classes": 3})
+    message = str(info.value)
+    assert "`head_options`" in message and "'num_classes'" in message and "'mlp'" in message
+
+
+def test_layer_arguments_are_options():
+    head = heads.build_head("mlp", name="my_head", dtype="bfloat16", trainable=False)
+    assert (head.name, head.dtype_policy.name, head.trainable) == ("my_head", "bfloat16", False)
+
+
+@pytest.mark.parametrize("name", heads.names())
+def test_every_head_is_registered_with_keras_under_radtl(name):
+    cls = heads.REGISTRY.get(name)
+    assert keras.saving.get_registered_name(cls) == f"radtl>{cls.__name__}"
+    assert keras.saving.get_registered_object(f"radtl>{cls.__name__}") is cls
 
 
 @pytest.mark.parametrize("name", heads.names())
@@ -151,6 +193,8 @@ def test_get_config_round_trip_keeps_every_argument(name):
     for option, value in {"num_classes": 3, **SMALL[name]}.items():
         assert config[option] == value
     assert type(head).from_config(config).get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(head))
+    assert type(restored) is type(head) and restored.get_config() == config
 
 
 def test_frees_configuration_count_and_warning(caplog):
@@ -203,7 +247,8 @@ def test_invalid_option_values_raise(name, options, match):
 
 
 def test_options_a_head_does_not_take_are_not_ignored():
-    with pytest.raises(ValueError, match="kernel_size"):
+    with pytest.raises(ValueError, match=r"Unknown `head_options` \['kernel_size'\] for head 'linear'\. "
+                                         r"Valid options: \['dropout', 'dtype', 'name', 'trainable'\]"):
         heads.build_head("linear", kernel_size=3)
 
 

@@ -1,10 +1,17 @@
-"""Tests for radtl.losses: numpy references, OLS state in eager/graph/XLA and in fit."""
+"""Tests for radtl.losses: numpy references, OLS state in eager/graph/XLA, in fit and
+across replicas, the registry and serialization."""
+import json
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from radtl import losses
+from radtl.registry import RunContext
 
 LABELS = np.array([0, 1, 2, 1, 0], dtype="int64")
 PROBS = np.array(
@@ -40,6 +47,11 @@ def _np_ce(targets, p):
 
 def _np_kl(t, s):
     return (t * (np.log(t) - np.log(s))).sum(axis=-1)
+
+
+def _np_log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def _np_ols_matrix(batches, k):
@@ -91,7 +103,7 @@ def _reference(name, params):
         else:
             soft_t = _np_softmax(teacher / t)
             distill = _np_kl(soft_t, np.clip(PROBS, EPS, 1)) / k
-        return (1 - alpha) * _np_ce(one_hot, PROBS) + alpha * distill
+        return (1 - alpha) * _np_ce(one_hot, PROBS) + alpha * params.get("multiplier", 1.0) * distill
     raise AssertionError(name)
 
 
@@ -105,6 +117,8 @@ VALUE_CASES = [
                "variant": "official"}),
     ("tf_kd", {"correct_prob": 0.9, "temperature": 2.0, "alpha": 0.5,
                "variant": "official"}),
+    ("tf_kd", {"correct_prob": 0.9, "temperature": 4.0, "alpha": 0.7,
+               "variant": "paper", "multiplier": 10.0}),
 ]
 
 
@@ -158,6 +172,62 @@ def test_gradients_flow_and_are_finite_at_zero_probabilities():
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
+def _authors_tf_kd_reg(logits, labels, temperature, alpha, multiplier):
+    """`loss_kd_regularization` of the Tf-KD authors, step by step in float64 numpy.
+
+    Provenance: github.com/yuanli2333/Teacher-free-Knowledge-Distillation, file
+    `my_loss_function.py` at commit d000ab3 (PyTorch 1.2):
+        loss_CE = F.cross_entropy(outputs, labels)
+        teacher_soft = (1 - correct_prob) / (K - 1), correct_prob = 0.99 on the label
+        loss_soft_regu = nn.KLDivLoss()(F.log_softmax(outputs, dim=1),
+                                        F.softmax(teacher_soft / T, dim=1)) * multiplier
+        KD_loss = (1 - alpha) * loss_CE + alpha * loss_soft_regu
+    `nn.KLDivLoss()` (reduction "mean") averages target * (log target - input) over all
+    batch * K elements.
+    """
+    correct_prob = 0.99
+    n, k = logits.shape
+    log_p = _np_log_softmax(logits.astype("float64"))
+    loss_ce = -log_p[np.arange(n), labels].mean()
+    teacher_soft = np.full((n, k), (1 - correct_prob) / (k - 1))
+    teacher_soft[np.arange(n), labels] = correct_prob
+    target = _np_softmax(teacher_soft / temperature)
+    loss_soft_regu = (target * (np.log(target) - log_p)).mean() * multiplier
+    return (1 - alpha) * loss_ce + alpha * loss_soft_regu
+
+
+# The README's Tf-KD_reg runs (`main.py --model_dir experiments/base_experiments/base_<net>/
+# --regularization`) read T, alpha and the multiplier from that folder's params.json.
+AUTHORS_CONFIGS = {
+    "resnet18": {"temperature": 20.0, "alpha": 0.1, "multiplier": 100.0},
+    "googlenet": {"temperature": 40.0, "alpha": 0.1, "multiplier": 50.0},
+    "mobilenetv2": {"temperature": 40.0, "alpha": 0.95, "multiplier": 1.0},
+}
+
+
+@pytest.mark.parametrize("net", AUTHORS_CONFIGS)
+def test_tf_kd_official_matches_the_authors_formula_with_multiplier(net):
+    rng = np.random.default_rng(7)
+    logits = rng.normal(scale=3.0, size=(6, 5))
+    labels = rng.integers(0, 5, 6)
+    params = AUTHORS_CONFIGS[net]
+    loss = losses.get("tf_kd", variant="official", **params)
+    value = float(loss(labels, _np_softmax(logits).astype("float32")))
+    np.testing.assert_allclose(value, _authors_tf_kd_reg(logits, labels, **params), rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["official", "paper"])
+def test_tf_kd_multiplier_scales_only_the_distillation_term(variant):
+    # loss = (1 - alpha) CE + alpha * m * D: the part above (1 - alpha) CE is linear in m.
+    alpha = 0.1
+    hard = (1 - alpha) * float(losses.get("hard")(LABELS, PROBS))
+    value = {m: float(losses.get("tf_kd", variant=variant, temperature=20.0, alpha=alpha,
+                                 multiplier=m)(LABELS, PROBS)) for m in (1.0, 100.0)}
+    assert value[100.0] - hard == pytest.approx(100.0 * (value[1.0] - hard), rel=1e-5)
+    assert value[1.0] == pytest.approx(float(losses.get("tf_kd", variant=variant, temperature=20.0,
+                                                        alpha=alpha)(LABELS, PROBS)), rel=1e-7)
+
+
 # --- OLS state -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
@@ -187,7 +257,8 @@ def test_ols_soft_labels_after_an_epoch_match_numpy_reference(mode):
 
 def test_ols_callback_hooks_switch_accumulation():
     loss = losses.get("ols", num_classes=3)
-    callback = loss.callback()
+    (callback,) = loss.callbacks()
+    assert isinstance(callback, losses.OnlineLabelSmoothingCallback)
 
     def flag():
         return float(keras.ops.convert_to_numpy(loss.accumulating))
@@ -217,6 +288,78 @@ def test_ols_callback_hooks_switch_accumulation():
 def test_ols_callback_rejects_other_losses():
     with pytest.raises(ValueError, match="Received: loss="):
         losses.OnlineLabelSmoothingCallback(losses.get("hard"))
+
+
+# Runs in a fresh interpreter: the 2 logical CPUs must be configured before TensorFlow
+# initialises its devices, which this test process has long done.
+_MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from radtl import losses
+    from radtl.registry import RunContext
+
+    data = np.load(sys.argv[1])
+
+    def soft_labels(strategy):
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+            model.set_weights([data["kernel"], data["bias"]])
+            loss = losses.REGISTRY.build("ols", {}, RunContext(num_classes=3))
+            # Learning rate 0: every step sees the same weights on one device or two.
+            model.compile(keras.optimizers.SGD(0.0), loss=loss, jit_compile=False)
+        model.fit(data["x"], data["y"], batch_size=8, epochs=1, shuffle=False, verbose=0,
+                  callbacks=loss.callbacks())
+        return keras.ops.convert_to_numpy(loss.soft_labels).tolist()
+
+    def created_outside_the_scope(strategy):
+        loss = losses.get("ols", num_classes=3)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+            model.compile(keras.optimizers.SGD(0.0), loss=loss, jit_compile=False)
+        try:
+            model.fit(data["x"], data["y"], batch_size=8, epochs=1, verbose=0, callbacks=loss.callbacks())
+        except ValueError as err:
+            return str(err)
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    print(json.dumps({"replicas": mirrored.num_replicas_in_sync,
+                      "single": soft_labels(tf.distribute.get_strategy()),
+                      "mirrored": soft_labels(mirrored),
+                      "outside_error": created_outside_the_scope(mirrored)}))
+""")
+
+
+def test_ols_soft_labels_under_two_replica_mirrored_strategy_match_one_device(tmp_path):
+    # Each replica sees half of every global batch of 8; the old state variables
+    # (aggregation "none") kept replica 0's half only, so S differed from one device's.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    kernel, bias = rng.normal(size=(4, 3)).astype("float32"), np.zeros(3, "float32")
+    probs = _np_softmax(x.astype("float64") @ kernel + bias)
+    # Both replicas' halves hold correct predictions of every class: dropping either
+    # half changes every row of S.
+    correct = probs.argmax(axis=1) == y
+    halves = np.arange(32) % 8 < 4
+    for half in (halves, ~halves):
+        assert set(y[correct & half]) == {0, 1, 2}
+    np.savez(tmp_path / "data.npz", x=x, y=y, kernel=kernel, bias=bias)
+    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path / "data.npz")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    np.testing.assert_allclose(out["mirrored"], out["single"], atol=1e-6, rtol=0)
+    batches = [(y[i:i + 8], probs[i:i + 8]) for i in range(0, 32, 8)]
+    np.testing.assert_allclose(out["single"], _np_ols_matrix(batches, 3), atol=1e-6)
+    # A loss created outside the scope has one copy of its state: refused, with the fix.
+    assert "Create the loss inside `strategy.scope()`" in out["outside_error"]
+    assert "MirroredStrategy, 2 replicas" in out["outside_error"]
 
 
 class _BatchProbabilities(keras.callbacks.Callback):
@@ -256,7 +399,7 @@ def test_ols_accumulates_during_fit_but_not_during_validation(jit_compile):
     recorder = _BatchProbabilities(x, 4, loss)
     history = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
                         validation_data=(x_val, y_val),
-                        callbacks=[loss.callback(), recorder])
+                        callbacks=[*loss.callbacks(), recorder])
     # Validation had correct predictions, so accumulating them would have changed S.
     assert min(history.history["val_accuracy"]) > 0
     for epoch in range(2):
@@ -270,7 +413,7 @@ def test_ols_accumulates_during_fit_but_not_during_validation(jit_compile):
     assert not np.allclose(recorder.soft_labels[0], 1 / 3)
     # evaluate() after fit, with or without the callback, leaves the state alone.
     model.evaluate(x_val, y_val, verbose=0)
-    model.evaluate(x_val, y_val, verbose=0, callbacks=[loss.callback()])
+    model.evaluate(x_val, y_val, verbose=0, callbacks=loss.callbacks())
     assert not keras.ops.convert_to_numpy(loss.counts).any()
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loss.soft_labels),
                                   recorder.soft_labels[-1])
@@ -296,7 +439,7 @@ def test_ols_state_updates_under_mixed_bfloat16(restore_policy):
     ])
     model.compile(keras.optimizers.SGD(0.5), loss=loss, jit_compile=True)
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0,
-                        callbacks=[loss.callback()])
+                        callbacks=loss.callbacks())
     assert np.all(np.isfinite(history.history["loss"]))
     soft = keras.ops.convert_to_numpy(loss.soft_labels)
     assert soft.dtype == np.float32
@@ -313,25 +456,108 @@ def test_losses_compute_float32_from_bfloat16_probabilities(name, restore_policy
     np.testing.assert_allclose(float(value), _reference(name, params).mean(), rtol=2e-2)
 
 
-# --- Registry, config, argument errors ---------------------------------------------
+# --- Registry, context, callbacks, config, argument errors -------------------------
+
+# Options of every registered loss for the round-trip tests; its keys must be the registry.
+ROUND_TRIP = {
+    "hard": {},
+    "label_smoothing": {"epsilon": 0.2},
+    "ols": {"num_classes": 4, "alpha": 0.25},
+    "tf_kd": {"correct_prob": 0.9, "temperature": 3.0, "alpha": 0.4, "variant": "official",
+              "multiplier": 50.0},
+}
+
 
 def test_registry_and_bogus_name():
-    assert losses.names() == ["hard", "label_smoothing", "ols", "tf_kd"]
-    with pytest.raises(ValueError, match=r"'tf_kd'.*Received: name='clowntown'"):
+    assert losses.names() == losses.REGISTRY.names() == ["hard", "label_smoothing", "ols", "tf_kd"]
+    assert losses.REGISTRY.kind == "loss"
+    with pytest.raises(ValueError, match=r"'tf_kd'.*Received: loss='clowntown'"):
         losses.get("clowntown")
+    with pytest.raises(ValueError, match="Did you mean 'tf_kd'"):
+        losses.REGISTRY.check_name("tf-kd")
 
 
-@pytest.mark.parametrize(
-    "name,params",
-    [
-        ("hard", {}),
-        ("label_smoothing", {"epsilon": 0.2}),
-        ("ols", {"num_classes": 4, "alpha": 0.25}),
-        ("tf_kd", {"correct_prob": 0.9, "temperature": 3.0, "alpha": 0.4,
-                   "variant": "official"}),
-    ],
-)
-def test_config_round_trip_keeps_every_argument(name, params):
+def test_only_ols_declares_num_classes_as_run_context():
+    assert {name: losses.REGISTRY.context_fields(name) for name in losses.names()} == {
+        "hard": (), "label_smoothing": (), "ols": ("num_classes",), "tf_kd": ()}
+
+
+def test_trainer_builds_ols_from_a_run_context():
+    context = RunContext(num_classes=3, epochs=2)
+    loss = losses.REGISTRY.build("ols", {"alpha": 0.3}, context)
+    assert (loss.num_classes, loss.alpha) == (3, 0.3)
+    assert loss.soft_labels.shape == (3, 3)
+    # The same loss through `get`, with the context or with num_classes as a keyword.
+    for loss in (losses.get("ols", context=context, alpha=0.3),
+                 losses.get("ols", num_classes=3, alpha=0.3),
+                 losses.get("ols", num_classes=3, context=context, alpha=0.3)):
+        assert loss.get_config() == losses.REGISTRY.build("ols", {"alpha": 0.3}, context).get_config()
+    # Context the loss does not declare is ignored.
+    assert type(losses.get("hard", context=context)) is losses.CrossEntropy
+
+
+def test_ols_without_num_classes_says_how_to_pass_it():
+    with pytest.raises(ValueError, match=r"needs the run context's `num_classes`.*RunContext\(num_classes="):
+        losses.get("ols")
+
+
+def test_num_classes_given_twice_with_two_values_raises():
+    with pytest.raises(ValueError, match=r"Received: num_classes=3 and context.num_classes=4"):
+        losses.get("ols", num_classes=3, context=RunContext(num_classes=4))
+
+
+def test_check_options_rejects_num_classes_in_loss_options():
+    # The trainer passes num_classes in the run context, so a config's loss_options must
+    # not carry it (it would clash with the dataset's class count).
+    with pytest.raises(ValueError) as info:
+        losses.REGISTRY.check_options("ols", {"num_classes": 3, "alpha": 0.2})
+    message = str(info.value)
+    assert "`loss_options`" in message and "'num_classes'" in message and "'ols'" in message
+    assert "Received: loss_options={'num_classes': 3, 'alpha': 0.2}" in message
+    losses.REGISTRY.check_options("ols", {"alpha": 0.2})  # a real option passes
+
+
+@pytest.mark.parametrize("name,option", [("hard", "epsilon"), ("label_smoothing", "alpha"),
+                                         ("ols", "smoothing"), ("tf_kd", "num_classes")])
+def test_unknown_options_are_refused_with_the_valid_ones(name, option):
+    valid = losses.REGISTRY.option_names(name)
+    assert valid is not None and option not in valid
+    with pytest.raises(ValueError, match=rf"Unknown `loss_options` \['{option}'\] for loss '{name}'\. "
+                                         rf"Valid options: \[.*'reduction'"):
+        losses.REGISTRY.check_options(name, {option: 1})
+    with pytest.raises(ValueError, match=rf"Unknown `loss_options` \['{option}'\]"):
+        losses.get(name, **{option: 1}, **({"num_classes": 2} if name == "ols" else {}))
+
+
+def test_tf_kd_options_include_the_authors_multiplier():
+    assert losses.REGISTRY.option_names("tf_kd")[:5] == [
+        "correct_prob", "temperature", "alpha", "variant", "multiplier"]
+
+
+@pytest.mark.parametrize("name", ["hard", "label_smoothing", "tf_kd"])
+def test_stateless_losses_need_no_callbacks(name):
+    assert losses.get(name).callbacks() == []
+    assert not hasattr(losses.get(name), "callback")
+
+
+def test_ols_callbacks_are_fresh_and_drive_this_loss():
+    loss = losses.get("ols", num_classes=2)
+    first, second = loss.callbacks(), loss.callbacks()
+    assert len(first) == 1 and first[0] is not second[0] and first[0].loss is loss
+    assert not hasattr(loss, "callback")  # the one method is callbacks()
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_every_loss_is_registered_with_keras_under_radtl(name):
+    assert set(ROUND_TRIP) == set(losses.names())
+    cls = losses.REGISTRY.get(name)
+    assert keras.saving.get_registered_name(cls) == f"radtl>{cls.__name__}"
+    assert keras.saving.get_registered_object(f"radtl>{cls.__name__}") is cls
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_config_round_trip_keeps_every_argument(name):
+    params = ROUND_TRIP[name]
     loss = losses.get(name, **params)
     config = loss.get_config()
     for key, value in params.items():
@@ -339,6 +565,17 @@ def test_config_round_trip_keeps_every_argument(name, params):
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is type(loss)
     assert restored.get_config() == config
+    assert type(loss).from_config(config).get_config() == config
+
+
+def test_saved_model_reloads_its_compiled_loss(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="softmax")])
+    loss = losses.get("tf_kd", **ROUND_TRIP["tf_kd"])
+    model.compile("sgd", loss=loss)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.loss) is losses.TeacherFreeKD
+    assert loaded.loss.get_config() == loss.get_config()
 
 
 @pytest.mark.parametrize(
@@ -350,6 +587,8 @@ def test_config_round_trip_keeps_every_argument(name, params):
         ("tf_kd", {"correct_prob": 1.0}, "Received: correct_prob=1.0"),
         ("tf_kd", {"temperature": 0}, "Received: temperature=0"),
         ("tf_kd", {"variant": "pytorch"}, "Received: variant='pytorch'"),
+        ("tf_kd", {"multiplier": -1.0}, "Received: multiplier=-1.0"),
+        ("tf_kd", {"multiplier": "100"}, "Received: multiplier='100'"),
     ],
 )
 def test_invalid_parameters_raise(name, params, match):

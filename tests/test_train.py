@@ -8,8 +8,10 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from radtl import train
-from radtl.config import RUN_FILES
 from radtl.config import TrainConfig
+from radtl.rundir import RunDir
+
+RUN_FILES = RunDir.FILES
 
 
 @pytest.fixture(scope="module")
@@ -118,18 +120,94 @@ def test_evaluate_and_predict_reuse_the_best_checkpoint(finished_run, config, tm
     assert set(table["predicted"]) <= {"benign", "malignant"}
 
 
-def test_predict_rejects_missing_and_corrupt_images(finished_run, tmp_path):
+def test_predict_reports_unreadable_files_per_row_and_keeps_the_rest(finished_run, tmp_path):
     run_dir, _ = finished_run
-    with pytest.raises(FileNotFoundError, match="nope.png does not exist"):
-        train.predict(run_dir, [tmp_path / "nope.png"])
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="bad.png is not a readable PNG/JPEG"):
-        train.predict(run_dir, [bad])
+    good = tmp_path / "good.png"
+    Image.new("RGB", (40, 30), (90, 120, 60)).save(good)
+    table = train.predict(run_dir, [tmp_path / "nope.png", bad, good])
+    assert list(table["error"][:2]) == ["no such file", table["error"][1]]
+    assert "not a readable PNG/JPEG" in table["error"][1]
+    assert table["prob_malignant"][:2].isna().all() and table["error"][2] == ""
+    assert 0.0 <= table["prob_malignant"][2] <= 1.0 and table["predicted"][2] in ("benign", "malignant")
 
 
-def test_a_diverging_loss_stops_with_a_clear_message(config, tmp_path):
+def test_best_checkpoint_holds_no_optimizer_state(finished_run):
+    import zipfile
+
+    import h5py
+
+    run_dir, _ = finished_run
+    with zipfile.ZipFile(run_dir / RUN_FILES["checkpoint"]) as archive:
+        archive.extract("model.weights.h5", run_dir / "unzipped")
+        assert json.loads(archive.read("config.json")).get("compile_config") is None
+    with h5py.File(run_dir / "unzipped" / "model.weights.h5") as weights:
+        assert "optimizer" not in weights
+    import shutil
+
+    shutil.rmtree(run_dir / "unzipped")
+
+
+def test_a_diverging_loss_marks_the_run_failed(config, tmp_path):
     diverging = config.replace(learning_rate=1e38, epochs=1, loss="label_smoothing")
-    with pytest.raises(train.TrainingDivergedError, match="became nan at epoch 1, batch"):
+    with pytest.raises(train.RunFailedError) as info:
         train.run(diverging, tmp_path / "nan", verbose=0)
-    assert train.run_status(tmp_path / "nan") == "unfinished"  # nothing written as if finished
+    assert info.value.kind == "diverged"
+    run = RunDir(tmp_path / "nan")
+    assert run.status == "failed" and "became nan" in run.read_failure()["reason"]
+    assert not run.file("metrics").exists() and not run.file("backup").exists()
+    assert not run.file("checkpoint").exists()  # a non-finite epoch is never checkpointed
+    with pytest.raises(train.RunDirectoryError, match="diverged"):
+        train.run(diverging, tmp_path / "nan", resume=True)
+
+
+def test_best_checkpoint_refuses_non_finite_weights(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    checkpoint = train._BestCheckpoint(str(tmp_path / "best.keras"), monitor="val_auc", mode="max",
+                                       save_best_only=True)
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    model.layers[0].kernel.assign(np.full((2, 2), np.nan, dtype="float32"))
+    checkpoint.on_epoch_end(0, {"val_auc": 0.7})
+    assert not (tmp_path / "best.keras").exists()
+    checkpoint.on_epoch_end(1, {"val_auc": float("nan")})
+    assert not (tmp_path / "best.keras").exists()
+    model.layers[0].kernel.assign(np.ones((2, 2), dtype="float32"))
+    checkpoint.on_epoch_end(2, {"val_auc": 0.6})
+    assert (tmp_path / "best.keras").exists()
+
+
+def test_a_start_that_failed_before_its_first_epoch_may_be_reused(config, tmp_path):
+    run = RunDir(tmp_path / "aborted")
+    run.create()
+    run.write_config(config.to_dict(), {})
+    assert run.status == "unfinished"
+    assert train.claim(config.replace(seed=5), run, resume=False) == "new"
+    assert train.claim(config.replace(seed=5), run, resume=True) == "new"
+    run.file("history").write_text("epoch,loss\n0,0.7\n")
+    with pytest.raises(train.RunDirectoryError, match="--resume"):
+        train.claim(config, run, resume=False)
+
+
+def test_a_kill_after_the_last_epoch_resumes_without_training_again(config, tmp_path, monkeypatch):
+    from radtl import plots
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill during the plots after the last epoch
+
+    monkeypatch.setattr(plots, "write_run_plots", killed)
+    run_dir = tmp_path / "killed"
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config, run_dir, verbose=0, progress=lines.append)
+    assert any(line.startswith("Predicting the test split") for line in lines)
+    run = RunDir(run_dir)
+    assert run.status == "unfinished" and run.file("backup").exists()  # the backup outlives the kill
+    monkeypatch.undo()
+    metrics = train.run(config, run_dir, resume=True, verbose=0)
+    assert list(run.history()["epoch"]) == [0, 1]
+    assert list(pd.read_csv(run.file("history"))["epoch"]) == [0, 1]  # no duplicated rows
+    assert metrics["best_epoch"] in (1, 2) and not run.file("backup").exists()
