@@ -2,7 +2,7 @@
 
 Each registered backbone is a frozen `BackboneSpec` (pure data): its
 `keras.applications` constructor, the weight files it can load (RadImageNet and/or
-ImageNet, described in `weights/manifest.json`), its minimum input size, its native
+ImageNet, described in `radtl/weights_manifest.json`), its minimum input size, its native
 preprocessing and its block groups (the stages fine-tuning schedules unfreeze).
 
 | name | RadImageNet file | native preprocessing | min size |
@@ -44,6 +44,8 @@ import re
 import keras
 from keras.src.utils.naming import to_snake_case
 
+from radtl.registry import Registry
+
 from radtl import weights as weights_lib
 
 # Values of `weights` that name a pretraining source (anything else must be a file path).
@@ -66,7 +68,7 @@ class BackboneSpec:
         min_input_size: int. Smallest accepted height/width in pixels.
         block_groups: tuple of (group_name, layer_name_regex), ordered input -> output.
             Every layer with weights matches exactly one pattern (`re.fullmatch`).
-        imagenet_file: str. Keras' no-top ImageNet file name (`weights/manifest.json`).
+        imagenet_file: str. Keras' no-top ImageNet file name (`radtl/weights_manifest.json`).
         radimagenet_file: str or None. Official RadImageNet file name, if one exists.
         imagenet_extra_scale: None, or (layer_name, per-channel factors): Keras inserts
             `Rescaling(factors)` after that layer only when it builds the model with
@@ -152,9 +154,8 @@ _EFFICIENTNET_IMAGENET_SCALE = (
     "normalization", tuple(1.0 / math.sqrt(s) for s in (0.229, 0.224, 0.225))
 )
 
-_REGISTRY = {
-    spec.name: spec
-    for spec in (
+REGISTRY = Registry("backbone")
+for _spec in (
         BackboneSpec(
             name="resnet50",
             constructor="ResNet50",
@@ -277,18 +278,19 @@ _REGISTRY = {
             imagenet_file="convnext_tiny_notop.h5",
             description="ConvNeXt-Tiny (Liu et al. 2022), 768 features",
         ),
-    )
-}
+):
+    REGISTRY.register(_spec.name, _spec)
+del _spec
 
 
 def names():
     """Registered backbone names, in registry order."""
-    return list(_REGISTRY)
+    return REGISTRY.names()
 
 
 def radimagenet_names():
     """Backbones with an official RadImageNet weight file."""
-    return [name for name, spec in _REGISTRY.items() if spec.radimagenet_file]
+    return [name for name in REGISTRY.names() if REGISTRY.get(name).radimagenet_file]
 
 
 def get(name):
@@ -297,11 +299,7 @@ def get(name):
     Raises:
         ValueError: `name` is not registered; the message lists the valid names.
     """
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown backbone. `name` must be one of {names()}. Received: name={name!r}"
-        )
-    return _REGISTRY[name]
+    return REGISTRY.get(name)
 
 
 def check_source(spec, weights):
@@ -344,7 +342,7 @@ def check_source(spec, weights):
     )
 
 
-def _check_input_shape(spec, input_shape, pretrained):
+def check_input_shape(spec, input_shape, pretrained):
     shape = tuple(input_shape)
     if len(shape) != 3 or any(not isinstance(d, int) for d in shape):
         raise ValueError(
@@ -377,13 +375,8 @@ def canonicalize_layer_names(model):
     Returns:
         The same model.
     """
-    counts = {}
-    for layer in model.layers:
-        prefix = to_snake_case(type(layer).__name__)
-        if re.fullmatch(rf"{re.escape(prefix)}(?:_\d+)?", layer.name):
-            index = counts.get(prefix, 0)
-            counts[prefix] = index + 1
-            layer.name = prefix if index == 0 else f"{prefix}_{index}"
+    for layer, name in zip(model.layers, canonical_layer_names(model.layers)):
+        layer.name = name
     return model
 
 
@@ -447,7 +440,7 @@ def load_backbone(
     """Build a registered backbone without top and load verified weights into it.
 
     RadImageNet and ImageNet files are looked up (in order) in `weights_dir`,
-    `$RADTL_WEIGHTS_DIR`, the repository's `weights/` folder and `~/.keras/models`
+    `$RADTL_WEIGHTS_DIR`, the checkout's `weights/` folder (when radtl runs from one) and `~/.keras/models`
     (`$KERAS_HOME/models`). ImageNet files missing everywhere are downloaded through
     `keras.utils.get_file` into the Keras cache, as `keras.applications` does.
     After loading, every layer with weights is compared with the file's arrays.
@@ -483,59 +476,191 @@ def load_backbone(
     ```
     """
     spec = get(name)
-    source = check_source(spec, weights)
-    shape = _check_input_shape(spec, input_shape, pretrained=source is not None)
+    source = check_source(spec, weights_lib.normalize_weights(weights))
+    shape = check_input_shape(spec, input_shape, pretrained=source is not None)
     path, size = None, None
     if source in SOURCES:
         filename = spec.weight_file(source)
-        path = weights_lib.resolve(filename, weights_dir=weights_dir, sha256=sha256)
+        path = weights_lib.resolve(filename, weights_dir=weights_dir, sha256=sha256,
+                                   arch=name)
         size = weights_lib.manifest(weights_dir).entry(filename).size
     elif source == "file":
-        path = weights_lib.check_file(weights, sha256=sha256)
+        path = weights_lib.check_file(weights, sha256=sha256, arch=name)
     model = build(spec, shape, pooling, source)
     if path is not None:
         weights_lib.load_into(model, path, expected_size=size)
     return model
 
 
+def canonical_layer_names(layers):
+    """The names `canonicalize_layer_names` gives `layers`, without renaming them.
+
+    Args:
+        layers: list of Keras layers, ordered as in `model.layers`.
+
+    Returns:
+        list of str, one per layer: `<prefix>`, `<prefix>_1`, ... for automatically
+        named layers (`conv2d_57` -> `conv2d` for the first Conv2D), the layer's own
+        name otherwise.
+    """
+    counts, names = {}, []
+    for layer in layers:
+        prefix = to_snake_case(type(layer).__name__)
+        if re.fullmatch(rf"{re.escape(prefix)}(?:_\d+)?", layer.name):
+            index = counts.get(prefix, 0)
+            counts[prefix] = index + 1
+            names.append(prefix if index == 0 else f"{prefix}_{index}")
+        else:
+            names.append(layer.name)
+    return names
+
+
 def _first(items, count=5):
     return ", ".join(items[:count]) + (", ..." if len(items) > count else "") or "none"
 
 
-def block_groups(backbone, spec=None):
-    """Resolve `spec.block_groups` on a built backbone.
+def _assign(layers, groups, canonical, outer):
+    """Returns `(resolved, unmatched, ambiguous, empty)` for `match_block_groups`."""
+    names = canonical_layer_names(layers) if canonical else [l.name for l in layers]
+    compiled = [(str(group), re.compile(members) if isinstance(members, str) else
+                 {id(layer) for layer in members}) for group, members in groups]
+    resolved = {group: [] for group, _ in compiled}
+    unmatched, ambiguous, grouped_at, hit = [], [], [], set()
+    for index, (layer, name) in enumerate(zip(layers, names)):
+        if not layer.weights:
+            continue
+        hits = [group for group, members in compiled
+                if (id(layer) in members if isinstance(members, set)
+                    else members.fullmatch(name))]
+        hit.update(hits)
+        if len(hits) == 1:
+            resolved[hits[0]].append(layer)
+            grouped_at.append(index)
+        elif hits:
+            ambiguous.append(f"{layer.name} ({', '.join(hits)})")
+            grouped_at.append(index)
+        else:
+            unmatched.append((index, layer.name))
+    if outer:  # weighted layers before the first or after the last grouped one: head
+        span = range(min(grouped_at), max(grouped_at) + 1) if grouped_at else range(0)
+        unmatched = [(i, name) for i, name in unmatched if i in span]
+    empty = [group for group in resolved if group not in hit]
+    return list(resolved.items()), [name for _, name in unmatched], ambiguous, empty
+
+
+def match_block_groups(layers, groups, *, canonical=False, outer=False, fix=""):
+    """Assigns the weighted layers among `layers` to block groups.
 
     Args:
-        backbone: keras.Model built by `load_backbone` (canonical layer names).
-        spec: BackboneSpec. Defaults to `get(backbone.name)`.
+        layers: list of Keras layers ordered input -> output (`model.layers`).
+        groups: sequence of `(group_name, members)` ordered input -> output, where
+            `members` is a regex matched with `re.fullmatch` against layer names
+            (`"conv2_.*"`) or a list of layers.
+        canonical: bool. Match regexes against the names `canonical_layer_names`
+            gives (registered patterns are written for them), not the layers' own.
+            Defaults to False.
+        outer: bool. False: `layers` are a backbone's, and every layer with weights
+            must be in exactly one group. True: `layers` are a whole model's, the
+            backbone's layers in it directly (`keras.Model(base.input,
+            head(base.output))`); weighted layers before the first or after the last
+            grouped layer are the head and left out. Defaults to False.
+        fix: str. The remedy appended to the error message.
+
+    Returns:
+        list of `(group_name, [layers with weights])`, in the order of `groups`.
+
+    Raises:
+        ValueError: a weighted (backbone) layer in no group or in several, or a
+            group matching no layer.
+    """
+    resolved, unmatched, ambiguous, empty = _assign(layers, groups, canonical, outer)
+    if unmatched or ambiguous or empty:
+        no_layer = f"; groups matching no layer: {empty}" if empty else ""
+        raise ValueError(
+            "Block groups must hold every layer with weights exactly once. In no "
+            f"group ({len(unmatched)}): {_first(unmatched)}; in several groups "
+            f"({len(ambiguous)}): {_first(ambiguous)}{no_layer}. {fix}".rstrip()
+        )
+    return resolved
+
+
+def identify(model, *, outer=False):
+    """The registered backbone `model` is (or, with `outer=True`, holds flattened).
+
+    A model named after a registered backbone (as `load_backbone` names it) is that
+    backbone. Otherwise the first registered backbone, in registry order, whose
+    block groups hold the model's weighted layers (canonical names, every group
+    non-empty) is returned: this recognises `keras.applications` models under their
+    own names (`mobilenetv2_0.35_32`, `efficientnetb0`, ...) and their family
+    (ResNet101 follows the `resnet50` groups).
+
+    Args:
+        model: keras.Model.
+        outer: bool. Look for a backbone flattened into `model` (its layers among
+            `model.layers`, the head after them); see `match_block_groups`.
+            Defaults to False.
+
+    Returns:
+        BackboneSpec, or None when no registered backbone fits.
+    """
+    if not outer and model.name in names():
+        return get(model.name)
+    for name in names():
+        spec = get(name)
+        _, unmatched, ambiguous, empty = _assign(
+            model.layers, spec.block_groups, canonical=True, outer=outer)
+        if not (unmatched or ambiguous or empty):
+            return spec
+    return None
+
+
+def block_groups(backbone, spec=None, *, outer=False):
+    """Resolve `spec.block_groups` on a built backbone.
+
+    Patterns are matched against canonical layer names (`canonical_layer_names`),
+    so a `keras.applications` model built anywhere in a process groups as one built
+    by `load_backbone` does.
+
+    Args:
+        backbone: keras.Model, a registered backbone (`load_backbone`, or the
+            `keras.applications` model under any name), or with `outer=True` a model
+            holding one flattened (`keras.Model(base.input, head(base.output))`).
+        spec: BackboneSpec. Defaults to the one `identify(backbone, outer=outer)`
+            finds.
+        outer: bool. See `match_block_groups`: layers outside the backbone's span
+            (the head) are left out. Defaults to False.
 
     Returns:
         list of (group_name, [layers with weights]) ordered input -> output; every
-        layer with weights appears in exactly one group.
+        (backbone) layer with weights appears in exactly one group.
 
     Raises:
-        ValueError: a layer with weights matches no group or several groups.
+        ValueError: no registered backbone fits (listing the names), or a layer with
+            weights matches no group or several groups.
+
+    Example:
+
+    ```python
+    base = keras.applications.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3),
+                                          include_top=False, weights=None)
+    [name for name, _ in block_groups(base)]  # ["stem", "stage2", ..., "stage5"]
+    ```
     """
-    spec = spec or get(backbone.name)
-    patterns = [(group, re.compile(regex)) for group, regex in spec.block_groups]
-    groups = {group: [] for group, _ in spec.block_groups}
-    unmatched, ambiguous = [], []
-    for layer in backbone.layers:
-        if not layer.weights:
-            continue
-        hits = [group for group, pattern in patterns if pattern.fullmatch(layer.name)]
-        if len(hits) == 1:
-            groups[hits[0]].append(layer)
-        elif hits:
-            ambiguous.append(f"{layer.name} ({', '.join(hits)})")
-        else:
-            unmatched.append(layer.name)
-    if unmatched or ambiguous:
+    spec = spec or identify(backbone, outer=outer)
+    if spec is None:
+        weighted = [layer.name for layer in backbone.layers if layer.weights]
         raise ValueError(
-            f"Block groups of `{spec.name}` must hold every layer with weights exactly "
-            f"once. In no group ({len(unmatched)}): {_first(unmatched)}; in several "
-            f"groups ({len(ambiguous)}): {_first(ambiguous)}. Build the backbone with "
-            "`radtl.backbones.load_backbone` (canonical layer names), or fix the "
-            f"patterns of `{spec.name}`. Received: backbone.name={backbone.name!r}"
+            f"`backbone` must be a registered backbone ({names()}) or follow the layer "
+            f"names of one; layers with weights found: {_first(weighted)}. Pass `spec=` "
+            f"(`radtl.backbones.get(name)`) or build it with "
+            f"`radtl.backbones.load_backbone`. Received: backbone.name={backbone.name!r}"
         )
-    return list(groups.items())
+    try:
+        return match_block_groups(backbone.layers, spec.block_groups, canonical=True,
+                                  outer=outer)
+    except ValueError as error:
+        raise ValueError(
+            f"Block groups of `{spec.name}` do not fit: {error} Build the backbone with "
+            "`radtl.backbones.load_backbone`, or fix the patterns of "
+            f"`{spec.name}`. Received: backbone.name={backbone.name!r}"
+        ) from None

@@ -162,7 +162,8 @@ def weights_fetch(source, archs, dest, url):
     for arch in archs:
         _check_name("backbone", arch)
     for item in pretrained.fetch(source, list(archs) or None, dest=dest, url=url):
-        click.echo(f"{item.filename}: {item.path} ({'verified' if item.verified else item.message})")
+        reasons = "; ".join(item.reasons)
+        click.echo(f"{item.filename}: {item.path} ({item.state}{': ' + reasons if reasons else ''})")
 
 
 # ---------------------------------------------------------------------------- train

@@ -283,9 +283,17 @@ class TrainConfig:
             raise ConfigError(f"`{name}` must be {interval}. Received: {name}={value!r}.")
 
     def _check_components(self):
-        """Unknown option names, then the values each component refuses when built."""
+        """Settings that hold together: the backbone's weights, input size and
+        preprocessing, unknown option names, then the values each component refuses
+        when built."""
+        from radtl import models
         from radtl.registry import RunContext
 
+        try:  # backbone x weights x image size x preprocessing
+            models.check_build_arguments(self.backbone, self.weights, image_size=self.image_size,
+                                         preprocessing=self.preprocessing)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         for field, name_field in OPTION_FIELDS.items():
             try:
                 registry(name_field).check_options(getattr(self, name_field), getattr(self, field), key=field)

@@ -28,6 +28,7 @@ import keras
 from radtl import backbones
 from radtl import heads
 from radtl import preprocessing as preprocessing_lib
+from radtl import weights as weights_lib
 
 
 def build_model(
@@ -46,8 +47,9 @@ def build_model(
 
     Args:
         backbone: str. Registry name (`radtl.backbones.names()`).
-        weights: "radimagenet", "imagenet", None (random init) or a weight file path.
-            Defaults to "radimagenet".
+        weights: "radimagenet", "imagenet", None or "none" (any case; random init,
+            as in `TrainConfig` and the CLI) or a weight file path. Defaults to
+            "radimagenet".
         head: str. Head name (`radtl.heads.names()`). Defaults to "linear".
         num_classes: int. Defaults to 2.
         input_shape: (H, W, 3) ints. Defaults to (224, 224, 3).
@@ -66,6 +68,7 @@ def build_model(
         ValueError: unknown backbone, head, source or preprocessing mode.
         radtl.weights.WeightsError: missing or invalid weight file.
     """
+    weights = weights_lib.normalize_weights(weights)
     preprocess = preprocessing_lib.get(backbone, weights, preprocessing)
     classifier = heads.build_head(head, num_classes=num_classes, **head_options)
     features = backbones.load_backbone(
@@ -77,26 +80,73 @@ def build_model(
     return keras.Model(inputs, outputs, name=f"{backbone}_{head}")
 
 
+def check_build_arguments(backbone, weights, *, image_size, preprocessing="official"):
+    """Checks what `build_model` would refuse, without building anything.
+
+    Args:
+        backbone: str. Registry name.
+        weights: "radimagenet", "imagenet", None/"none" or a weight file path.
+        image_size: int. Square input size in pixels.
+        preprocessing: str. "official" or "native".
+
+    Raises:
+        ValueError: unknown backbone, weights the backbone has no file for, an input
+            smaller than the backbone takes, or a preprocessing mode it cannot use.
+    """
+    weights = weights_lib.normalize_weights(weights)
+    preprocessing_lib.scheme_name(backbone, weights, preprocessing)
+    backbones.check_input_shape(backbones.get(backbone), (image_size, image_size, 3), weights is not None)
+
+
 def get_backbone(model):
-    """The backbone sub-model of a model built by `build_model`.
+    """The backbone sub-model of `model`: a registered backbone nested as one layer.
+
+    The sub-model is found by its name (a registry name, as `build_model` names it)
+    or else by its layers (`radtl.backbones.identify`): a `keras.applications` model
+    under its own name (`mobilenetv2_0.35_32`, `efficientnetb0`, `resnet50`, ...)
+    whose layers follow a registered backbone's block groups.
 
     Args:
         model: keras.Model.
 
     Returns:
-        The nested keras.Model whose name is a registered backbone name.
+        The nested keras.Model that is a registered backbone.
 
     Raises:
-        ValueError: no such sub-model, or more than one.
+        ValueError: no such sub-model, or more than one; the message lists the
+            sub-models found and says how to fix it (also for a backbone flattened
+            into `model`, which has no sub-model to return).
+
+    Example:
+
+    ```python
+    base = keras.applications.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3),
+                                          include_top=False, weights=None, pooling="avg")
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(base(inputs)))
+    get_backbone(model).name  # "mobilenetv2_0.35_32"
+    ```
     """
-    found = [
-        layer for layer in model.layers
-        if isinstance(layer, keras.Model) and layer.name in backbones.names()
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            "`model` must hold exactly one backbone sub-model named one of "
-            f"{backbones.names()}; found {[layer.name for layer in found]}. Build it "
-            f"with radtl.models.build_model. Received: model.name={model.name!r}"
-        )
-    return found[0]
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    found = [layer for layer in nested if layer.name in backbones.names()]
+    if not found:
+        found = [layer for layer in nested if backbones.identify(layer) is not None]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        problem = f"several sub-models are registered backbones: {[l.name for l in found]}"
+    elif nested:
+        problem = (f"no sub-model is a registered backbone or follows one's layer names; "
+                   f"sub-models: {[layer.name for layer in nested]}")
+    else:
+        flat = backbones.identify(model, outer=True)
+        problem = "it has no sub-model" + (
+            f"; its own layers follow `{flat.name}` (a backbone flattened into the "
+            "model, `keras.Model(base.input, head(base.output))`): nest it instead, "
+            "`outputs = head(base(inputs))`" if flat else "")
+    raise ValueError(
+        f"`model` must hold exactly one backbone sub-model (one of {backbones.names()}, "
+        f"or a keras.applications model of one); {problem}. Build it with "
+        "`radtl.models.build_model`, or nest the backbone as one layer. "
+        f"Received: model.name={model.name!r}"
+    )

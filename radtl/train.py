@@ -218,12 +218,9 @@ def plan(config: TrainConfig) -> Plan:
         radtl.data.DataError: the dataset fold is not built (with the command to build it).
         radtl.weights.WeightsError: the weight file is missing, an HTML page, truncated
             or does not match the manifest (with the fix).
-        ValueError: the backbone cannot take these weights or this image size.
     """
     dataset = data_lib.open(config.dataset, config.fold, config.data_dir)
     weights_file = pretrained.check_available(config.backbone, config.weights, config.weights_dir)
-    models_lib.check_build_arguments(config.backbone, config.weights, image_size=config.image_size,
-                                     preprocessing=config.preprocessing)
     return Plan(config, dataset, weights_file)
 
 

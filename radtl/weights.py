@@ -1,4 +1,9 @@
-"""Pretrained weight files: lookup, manifest, hashing, verified loading, fetch, status.
+"""Pretrained weight files: manifest, lookup, checks, legacy-HDF5 reading, verified loading.
+
+The low level of radtl's weights: it knows files, never architectures, and imports
+nothing else from radtl. `radtl.download` (HTTP, Google Drive, zips) sits on it;
+`radtl.backbones` loads files through it; `radtl.pretrained` (fetch, status, the
+pre-flight `check_available`) builds architectures on top of both.
 
 radtl loads the official RadImageNet Keras files and Keras' own ImageNet files, all
 legacy Keras-2 HDF5 files in one of two layouts:
@@ -7,48 +12,47 @@ legacy Keras-2 HDF5 files in one of two layouts:
 - weights-only (`save_weights()`): root attribute `layer_names`, one group per layer with
   attribute `weight_names` (e.g. `conv1_conv/kernel:0`) naming its datasets.
 
-Known files are described in `weights/manifest.json` (file name, accepted spellings,
-architecture, size, hash and where the hash comes from, download URL). No official
-checksums exist for the RadImageNet files; the one known hash (ResNet50) is third-party,
-so a mismatch with it only warns and the structural check decides. A hash the user pins
-(the `sha256` argument, or a `manifest.json` placed in `weights_dir` /
-`$RADTL_WEIGHTS_DIR`, whose entries override the repository's) must match.
+Known files are described in the package data file `radtl/weights_manifest.json` (file
+name, accepted spellings, architecture, size, hash and where the hash comes from,
+download URL). No official checksums exist for the RadImageNet files; the one known
+hash (ResNet50) is third-party, so a mismatch with it only warns
+(`WeightsChecksumWarning`) and the structural check decides. A hash the user pins (the
+`sha256` argument, or a `manifest.json` placed in `weights_dir` / `$RADTL_WEIGHTS_DIR`,
+whose entries override the packaged ones) must match.
 
 Files are looked up, in order, in: the `weights_dir` argument, `$RADTL_WEIGHTS_DIR`, the
-repository's `weights/` folder, and the Keras cache `$KERAS_HOME/models`
-(`~/.keras/models`). For each RadImageNet file both the distributed spelling
-(`RadImageNet-ResNet50_notop.h5`) and the official scripts' spelling
-(`RadImageNet-ResNet50-notop.h5`) are accepted.
+`weights/` folder of a source checkout (only when radtl runs from one and the folder
+exists), and the Keras cache `$KERAS_HOME/models` (`~/.keras/models`). For each
+RadImageNet file both the distributed spelling (`RadImageNet-ResNet50_notop.h5`) and the
+official scripts' spelling (`RadImageNet-ResNet50-notop.h5`) are accepted.
 
-`load_into(model, path)` pairs the file's layers with the model's layers with weights in
-topological order (Keras' rule for these files; InceptionV3's automatically named layers
-carry session-dependent names), checks counts, shapes and names, assigns the arrays and
-then compares every variable with the file, so a file that loads nothing or the wrong
-thing is an error, never a silent random backbone.
+Before any array is read, `check_file` rejects, with the fix in the message: a missing
+file, an HTML page saved under the file's name (Google Drive's virus-scan or quota page),
+a file that is not HDF5 or is truncated, and a size or hash that contradicts an
+authoritative checksum. `load_into(model, path)` then pairs the file's layers with the
+model's layers with weights in topological order (Keras' rule for these files;
+InceptionV3's automatically named layers carry session-dependent names), checks counts,
+shapes and names, assigns the arrays and compares every variable with the file, so a
+file that loads nothing or the wrong thing is an error, never a silent random backbone.
 
 Example:
 
 ```python
 from radtl import weights
 
-print(weights.status())          # known files, where radtl looks, what is present
-weights.fetch("radimagenet", ["resnet50"])   # needs network access to Google Drive
+weights.search_dirs()                         # where radtl looks, in order
+path = weights.find("RadImageNet-ResNet50_notop.h5")   # Path or None
+if path is not None:
+    weights.check_file(path, entry=weights.manifest().entry(path.name))
 ```
 """
 import dataclasses
 import hashlib
-import html
-import http.cookiejar
 import json
 import logging
 import os
 import re
-import shutil
-import urllib.error
-import urllib.parse
-import urllib.request
 import warnings
-import zipfile
 from pathlib import Path
 
 import h5py
@@ -56,19 +60,26 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# The repository's `weights/` folder (manifest, README, and where users put files).
-REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-MANIFEST_NAME = "manifest.json"
-MANIFEST_PATH = REPO_WEIGHTS_DIR / MANIFEST_NAME
-README_PATH = REPO_WEIGHTS_DIR / "README.md"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# Package data (setup.cfg ships radtl/*.json): the files radtl knows.
+MANIFEST_PATH = _PACKAGE_DIR / "weights_manifest.json"
+# Name of a user's override file in `weights_dir` or `$RADTL_WEIGHTS_DIR`.
+OVERRIDE_NAME = "manifest.json"
 ENV_VAR = "RADTL_WEIGHTS_DIR"
+# The `weights/` folder of a source checkout (None when radtl is installed from a
+# wheel: then the package's parent is site-packages, which has no setup.cfg).
+REPO_WEIGHTS_DIR = (
+    _PACKAGE_DIR.parent / "weights" if (_PACKAGE_DIR.parent / "setup.cfg").is_file()
+    else None
+)
 
-# What a hash mismatch does, by where the hash comes from.
+# What a size or hash mismatch does, by where the hash comes from.
 HASH_MISMATCH = {"user": "error", "keras": "warn", "third-party": "warn"}
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 _CHUNK = 1 << 20
+_SNIFF_BYTES = 1024
 
 
 class WeightsError(RuntimeError):
@@ -79,13 +90,27 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
     """A weight file is in none of the folders radtl searches."""
 
 
+class WeightsFormatError(WeightsError):
+    """A file is not a complete Keras HDF5 weights file (HTML page, other format,
+    truncated, or HDF5 without Keras' weight layout)."""
+
+
+class WeightsChecksumError(WeightsError):
+    """A file's size or hash contradicts an authoritative (user-pinned) checksum."""
+
+
 class WeightsDownloadError(WeightsError, ConnectionError):
     """A download failed (offline, refused, HTML instead of the file, too small)."""
 
 
+class WeightsChecksumWarning(UserWarning):
+    """A file's size or hash differs from a non-authoritative (Keras or third-party)
+    checksum; the structural check of the file decides."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FileEntry:
-    """One known weight file (a `files` entry of `weights/manifest.json`).
+    """One known weight file (a `files` entry of `radtl/weights_manifest.json`).
 
     Attributes:
         filename: str. Canonical file name.
@@ -98,6 +123,7 @@ class FileEntry:
         file_hash: str or None. sha256 (64 hex digits) or md5 (32), where known.
         hash_origin: str or None. "keras", "third-party" or "user" (see HASH_MISMATCH).
         note: str. Provenance notes.
+        size_origin: str or None. Who measured `size`; None: as `hash_origin`.
     """
 
     filename: str
@@ -109,6 +135,7 @@ class FileEntry:
     file_hash: str = None
     hash_origin: str = None
     note: str = ""
+    size_origin: str = None
 
     @property
     def names(self):
@@ -157,113 +184,65 @@ class Manifest:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class FileStatus:
-    """Where a known file is and whether it checked out (one row of `status()`)."""
-
-    filename: str
-    source: str
-    architecture: str
-    path: Path = None
-    size: int = None
-    hash_ok: bool = None
-    verified: bool = None
-    message: str = ""
-
-    @property
-    def present(self):
-        return self.path is not None
+# ------------------------------------------------------------------------- manifest
 
 
-@dataclasses.dataclass(frozen=True)
-class Status:
-    """Result of `status()`: the folders searched and one `FileStatus` per known file."""
-
-    search_dirs: list
-    files: list
-
-    def __str__(self):
-        lines = ["radtl looks for weight files in (first match wins):"]
-        lines += [f"  {i}. {d}{'' if d.is_dir() else '  (missing)'}"
-                  for i, d in enumerate(self.search_dirs, 1)]
-        lines.append("")
-        header = ("file", "source", "present", "hash", "verified", "path / note")
-        rows = [header] + [
-            (
-                f.filename, f.source, "yes" if f.present else "no",
-                _tick(f.hash_ok), _tick(f.verified),
-                str(f.path) if f.present else f.message,
-            )
-            for f in self.files
-        ]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-        for row in rows:
-            cells = [c.ljust(w) for c, w in zip(row, widths)]
-            lines.append("  ".join(cells + [row[-1]]).rstrip())
-        return "\n".join(lines)
-
-
-def _tick(value):
-    return {True: "ok", False: "FAIL", None: "-"}[value]
-
-
-# --------------------------------------------------------------------------- lookup
-
-
-def keras_cache_dir():
-    """The folder `keras.utils.get_file(..., cache_subdir="models")` uses."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-
-
-def search_dirs(weights_dir=None):
-    """Folders searched for weight files, in order (duplicates removed).
-
-    Args:
-        weights_dir: str or Path, searched first. Defaults to None.
-
-    Returns:
-        list of Path: `weights_dir`, `$RADTL_WEIGHTS_DIR`, the repository's `weights/`,
-        the Keras cache.
-    """
-    candidates = [weights_dir, os.environ.get(ENV_VAR) or None, REPO_WEIGHTS_DIR,
-                  keras_cache_dir()]
-    dirs = []
-    for candidate in candidates:
-        if candidate is not None and Path(candidate).expanduser() not in dirs:
-            dirs.append(Path(candidate).expanduser())
-    return dirs
-
-
-def _read_json(path):
+def _read_json(path, *, packaged):
+    """Parse a manifest; `packaged` says whether it is radtl's own (fix: reinstall)."""
+    path = Path(path)
+    if packaged:
+        fix = (
+            "It is package data of radtl (setup.cfg `package_data`: radtl/*.json), so "
+            "this installation is incomplete. Fix: reinstall radtl (`pip install "
+            "--force-reinstall radtl`, or `pip install .` in a checkout)."
+        )
+    else:
+        fix = (
+            f"It is a user override of {MANIFEST_PATH.name} (see `radtl.weights."
+            "manifest`). Fix the JSON or delete the file."
+        )
+    if not path.is_file():
+        raise WeightsError(f"The weights manifest {path} does not exist. {fix}")
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(
-            f"Could not read the weights manifest {path}: {error}. Fix the JSON or "
-            "delete the file."
+            f"Could not read the weights manifest {path}: {error}. {fix}"
         ) from error
+    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+        raise WeightsError(
+            f"The weights manifest {path} must be a JSON object whose `files` maps file "
+            f"names to fields. Received: {type(data).__name__} with keys "
+            f"{sorted(data)[:5] if isinstance(data, dict) else '-'}. {fix}"
+        )
+    return data
 
 
 def manifest(weights_dir=None):
-    """Load `weights/manifest.json` and apply user overrides.
+    """Load `radtl/weights_manifest.json` and apply user overrides.
 
     A `manifest.json` in `weights_dir` or `$RADTL_WEIGHTS_DIR` may override fields of
     any entry (e.g. `{"files": {"RadImageNet-ResNet50_notop.h5": {"file_hash": "..."}}}`
-    or a mirror `url`); a hash given there is user-pinned (a mismatch is an error).
+    or a mirror `url`); a hash or size given there is user-pinned (a mismatch is an
+    error). Pinning a hash without a size drops the packaged size.
 
     Args:
         weights_dir: str or Path. Defaults to None.
 
     Returns:
         Manifest.
+
+    Raises:
+        WeightsError: the packaged manifest is missing or unreadable (reinstall), or an
+            override is unreadable or names an unknown file.
     """
-    data = _read_json(MANIFEST_PATH)
+    data = _read_json(MANIFEST_PATH, packaged=True)
     files = {name: dict(fields, filename=name) for name, fields in data["files"].items()}
     for folder in (weights_dir, os.environ.get(ENV_VAR) or None):
-        override = Path(folder).expanduser() / MANIFEST_NAME if folder else None
-        if override is None or not override.is_file() or override == MANIFEST_PATH:
+        override = Path(folder).expanduser() / OVERRIDE_NAME if folder else None
+        if override is None or not override.is_file():
             continue
-        for name, fields in _read_json(override).get("files", {}).items():
+        for name, fields in _read_json(override, packaged=False).get("files", {}).items():
             if name not in files:
                 raise WeightsError(
                     f"{override} overrides unknown file {name!r}. Overrides must name a "
@@ -273,6 +252,10 @@ def manifest(weights_dir=None):
             merged.update(fields)
             if "file_hash" in fields:
                 merged["hash_origin"] = "user"
+                if "size" not in fields:  # the packaged size describes another file
+                    merged["size"] = None
+            if "size" in fields:
+                merged["size_origin"] = "user"
     entries = {
         name: FileEntry(**{**fields, "aliases": tuple(fields.get("aliases", ()))})
         for name, fields in files.items()
@@ -282,6 +265,74 @@ def manifest(weights_dir=None):
         for name, fields in data.get("bundles", {}).items()
     }
     return Manifest(files=entries, bundles=bundles)
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def normalize_weights(weights):
+    """`weights` with "none" (any case) read as None (random initialisation).
+
+    The CLI and YAML configs spell random initialisation "none"; the library's value
+    is None. Every other value is returned unchanged (validated by
+    `radtl.backbones.check_source`).
+
+    Args:
+        weights: "radimagenet", "imagenet", None, "none", or a weight file path.
+
+    Returns:
+        None for None or "none"; otherwise `weights`.
+    """
+    if isinstance(weights, str) and weights.strip().lower() == "none":
+        return None
+    return weights
+
+
+def keras_cache_dir():
+    """The folder `keras.utils.get_file(..., cache_subdir="models")` uses."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def checkout_weights_dir():
+    """The `weights/` folder of the source checkout radtl runs from, or None.
+
+    None when radtl is installed from a wheel (no checkout) or the folder is absent.
+    """
+    if REPO_WEIGHTS_DIR is not None and Path(REPO_WEIGHTS_DIR).is_dir():
+        return Path(REPO_WEIGHTS_DIR)
+    return None
+
+
+def search_dirs(weights_dir=None):
+    """Folders searched for weight files, in order (duplicates removed).
+
+    Args:
+        weights_dir: str or Path, searched first. Defaults to None.
+
+    Returns:
+        list of Path: `weights_dir`, `$RADTL_WEIGHTS_DIR`, the checkout's `weights/`
+        (only when it exists), the Keras cache (`$KERAS_HOME/models`, where Keras
+        downloads ImageNet files).
+    """
+    candidates = [weights_dir, os.environ.get(ENV_VAR) or None, checkout_weights_dir(),
+                  keras_cache_dir()]
+    dirs = []
+    for candidate in candidates:
+        if candidate is not None and Path(candidate).expanduser() not in dirs:
+            dirs.append(Path(candidate).expanduser())
+    return dirs
+
+
+def default_fetch_dir():
+    """Where `radtl weights fetch` puts files when no destination is given.
+
+    Returns:
+        Path: `$RADTL_WEIGHTS_DIR` if set, else the checkout's `weights/` if radtl runs
+        from a checkout that has it, else the Keras cache (`$KERAS_HOME/models`,
+        default `~/.keras/models`). Each is a folder `search_dirs` includes.
+    """
+    folder = os.environ.get(ENV_VAR) or checkout_weights_dir() or keras_cache_dir()
+    return Path(folder).expanduser()
 
 
 def find(filename, weights_dir=None):
@@ -302,6 +353,72 @@ def find(filename, weights_dir=None):
     return None
 
 
+# ------------------------------------------------------------------ fixes in messages
+
+
+def fetch_command(source, arch=None):
+    """The CLI command that downloads and verifies `source`'s file(s)."""
+    return f"radtl weights fetch {source}" + (f" --arch {arch}" if arch else "")
+
+
+def _how_to_get(entry, arch=None, info=None):
+    """How to get `entry`'s file: the fetch command, then the manual download.
+
+    Args:
+        entry: FileEntry.
+        arch: str. Backbone registry name for `--arch`. Defaults to None.
+        info: Manifest, for the source's bundle (the RadImageNet zip). Defaults to
+            None (the packaged manifest).
+
+    Returns:
+        str, one sentence.
+    """
+    info = info or manifest()
+    by_hand = f"download {entry.url}"
+    bundle = info.bundles.get(entry.source)
+    if bundle is not None:
+        by_hand = f"download the Drive folder {entry.url} (or the zip {bundle.url})"
+    return (
+        f"run `{fetch_command(entry.source, arch)}`, or {by_hand} by hand and put "
+        f"{entry.filename} in one of those folders (or in a folder named by "
+        f"${ENV_VAR})."
+    )
+
+
+def missing_message(entry, weights_dir=None, arch=None):
+    """One paragraph: which file is missing, where radtl looked, how to get it.
+
+    Args:
+        entry: FileEntry.
+        weights_dir: str or Path searched first. Defaults to None.
+        arch: str. Backbone registry name, for the `--arch` of the fetch command.
+            Defaults to None.
+
+    Returns:
+        str.
+    """
+    folders = "; ".join(str(d) for d in search_dirs(weights_dir))
+    return (
+        f"{entry.source} weight file {entry.filename} ({entry.architecture}) not found. "
+        f"Accepted names: {list(entry.names)}. radtl looked in: {folders}. Fix: "
+        + _how_to_get(entry, arch, manifest(weights_dir))
+    )
+
+
+def _replace_fix(entry, arch):
+    """The fix for a present but bad file."""
+    if entry is None:
+        return (
+            "Fix: pass a complete legacy Keras HDF5 file (Keras-2 `model.save('x.h5')` "
+            "or `save_weights('x.h5')`), or weights='radimagenet' / 'imagenet' for the "
+            "registered files."
+        )
+    return (
+        f"Fix: delete it, then run `{fetch_command(entry.source, arch)}`, or download "
+        f"{entry.url} by hand (`radtl weights list` shows the folders radtl searches)."
+    )
+
+
 # -------------------------------------------------------------------------- hashing
 
 
@@ -318,47 +435,175 @@ def _algorithm(expected):
     return "sha256" if len(expected) == 64 else "md5"
 
 
-def check_hash(path, expected, origin):
+def _mismatch(message, origin, fix):
+    """Raise or warn about a size/hash mismatch per `HASH_MISMATCH[origin]`."""
+    if HASH_MISMATCH[origin] == "error":
+        raise WeightsChecksumError(
+            f"{message} The pinned checksum does not match: the file is corrupt, "
+            f"truncated or a different file. {fix} Or pin the hash of the file you "
+            "trust."
+        )
+    warnings.warn(
+        f"{message} That checksum is not authoritative, so radtl goes on and relies on "
+        "the structural check of the file against the architecture.",
+        WeightsChecksumWarning,
+        stacklevel=4,
+    )
+    return False
+
+
+def check_hash(path, expected, origin, *, fix=""):
     """Compare a file's hash with `expected`; error or warn per `HASH_MISMATCH[origin]`.
 
     Args:
         path: Path of the file.
         expected: str. sha256 (64 hex) or md5 (32 hex) digest.
         origin: str. "user", "keras" or "third-party".
+        fix: str. The fix quoted in the error. Defaults to "".
 
     Returns:
-        bool: whether the hash matched.
+        bool: whether the hash matched (a mismatch warns with WeightsChecksumWarning).
 
     Raises:
-        WeightsError: mismatch with a user-pinned hash.
+        WeightsChecksumError: mismatch with a user-pinned hash.
     """
     actual = file_hash(path, _algorithm(expected))
     if actual == expected.lower():
         return True
-    message = (
+    return _mismatch(
         f"Weight file {path} has {_algorithm(expected)} {actual}, expected {expected} "
-        f"({origin} hash), size {Path(path).stat().st_size:,} bytes."
+        f"({origin} hash), size {Path(path).stat().st_size:,} bytes.",
+        origin, fix,
     )
-    if HASH_MISMATCH[origin] == "error":
-        raise WeightsError(
-            f"{message} The pinned checksum does not match: the file is corrupt, "
-            "truncated or a different file. Fix: download it again (see "
-            f"{README_PATH}), or pin the hash of the file you trust."
+
+
+def _check_manifest_checksum(path, entry, fix):
+    """Size (cheap), then hash, of `path` against `entry`; None if neither is known."""
+    hash_origin = entry.hash_origin or "third-party"
+    size_origin = entry.size_origin or hash_origin
+    size = path.stat().st_size
+    if entry.size and size != entry.size:
+        return _mismatch(
+            f"Weight file {path} has {size:,} bytes, expected {entry.size:,} "
+            f"({size_origin} size).",
+            size_origin, fix,
         )
-    warnings.warn(
-        f"{message} That hash is not authoritative, so radtl goes on and relies on the "
-        "structural check of the file against the architecture.",
-        stacklevel=3,
+    if entry.file_hash:
+        return check_hash(path, entry.file_hash, hash_origin, fix=fix)
+    return None
+
+
+# ------------------------------------------------------------------- format checks
+
+
+def _is_html(head):
+    start = head.lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
+        start.startswith(b"<") and b"<html" in start
     )
-    return False
 
 
-def check_file(path, sha256=None):
-    """Return `path` as a Path after checking it exists (and matches `sha256` if given).
+def _format_error(path, head, expected_size, fix, reason=None):
+    """WeightsFormatError for a file that is not a complete Keras HDF5 file."""
+    size = path.stat().st_size if path.exists() else 0
+    expected = f", expected {expected_size:,}" if expected_size else ""
+    if _is_html(head):
+        match = re.search(rb"<title>(.*?)</title>", head, re.I | re.S)
+        title = match.group(1).decode("utf8", "replace").strip() if match else ""
+        title = f" titled {title!r}" if title else ""
+        what = (
+            f"is an HTML page{title} ({size:,} bytes), not a Keras HDF5 file: most "
+            "likely a Google Drive 'can't scan for viruses' or 'quota exceeded' page "
+            "saved under the weight file's name"
+        )
+    elif head.startswith(ZIP_SIGNATURE):
+        what = (
+            f"is a zip archive ({size:,} bytes), not a Keras HDF5 file: extract the .h5 "
+            "files from it"
+        )
+    elif not head.startswith(HDF5_SIGNATURE):
+        what = (
+            f"is not an HDF5 file ({size:,} bytes{expected}, starts with "
+            f"{head[:16]!r}; HDF5 files start with {HDF5_SIGNATURE!r})"
+        )
+    else:
+        what = (
+            f"({size:,} bytes{expected}) could not be read as a complete Keras HDF5 "
+            f"file: {reason}. It is probably truncated or corrupt (an interrupted "
+            "download)"
+        )
+    return WeightsFormatError(f"Weight file {path} {what}. {fix}")
+
+
+def _weights_group(f, path, fix):
+    """The group holding the layers of an open legacy file, and the layout name."""
+    if "layer_names" in f.attrs or "layer_names0" in f.attrs:
+        return f, "weights-only"
+    if "model_weights" in f:
+        return f["model_weights"], "full-model"
+    raise WeightsFormatError(
+        f"{path} is HDF5 but not a Keras HDF5 weights file: no `layer_names` attribute "
+        f"and no `model_weights` group (found {sorted(f)[:5]}). Expected the no-top .h5 "
+        "file of the architecture (Keras-2 `model.save()` or `save_weights()` layout). "
+        + fix
+    )
+
+
+def check_format(path, *, expected_size=None, fix=None):
+    """Check cheaply that `path` is a complete Keras HDF5 weights file.
+
+    Reads the first bytes and opens the file with h5py (HDF5 compares the stored
+    end-of-file address with the file's size, so a truncated download fails here);
+    no array is read.
+
+    Args:
+        path: str or Path of an existing file.
+        expected_size: int. The file's known size in bytes, quoted in errors.
+            Defaults to None.
+        fix: str. The fix quoted in errors. Defaults to a generic one.
+
+    Returns:
+        str: the layout, "full-model" or "weights-only".
+
+    Raises:
+        WeightsFormatError: an HTML page, a zip, another format, a truncated HDF5 file,
+            or HDF5 without Keras' weight layout.
+    """
+    path = Path(path)
+    fix = fix or _replace_fix(None, None)
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if _is_html(head):
+        raise _format_error(path, head, expected_size, fix)
+    try:  # h5py also reads files whose HDF5 signature follows a user block
+        with h5py.File(path, "r") as f:
+            return _weights_group(f, path, fix)[1]
+    except OSError as error:
+        raise _format_error(path, head, expected_size, fix, error) from error
+
+
+def check_file(path, sha256=None, *, entry=None, arch=None):
+    """Check a weight file before loading it: present, Keras HDF5, size and hash.
+
+    Cheap (no array is read; hashing reads the file once). A size or hash mismatch
+    with a user-pinned hash (`sha256`, or a `manifest.json` override) is an error;
+    with a Keras or third-party checksum it warns (`WeightsChecksumWarning`).
+
+    Args:
+        path: str or Path.
+        sha256: str. User-pinned sha256; a mismatch is an error. Defaults to None.
+        entry: FileEntry the file stands for (its size and hash are checked, and its
+            URL quoted in errors). Defaults to None (an explicit path).
+        arch: str. Backbone registry name, quoted in the fix command. Defaults to None.
+
+    Returns:
+        Path.
 
     Raises:
         WeightsNotFoundError: no such file.
-        WeightsError: `sha256` given and different.
+        WeightsFormatError: not a complete Keras HDF5 weights file (see
+            `check_format`).
+        WeightsChecksumError: size or hash differs from a pinned checksum.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -367,32 +612,30 @@ def check_file(path, sha256=None):
             "file. Fix: check the path, or pass weights='radimagenet' / 'imagenet' to "
             "use the registered files."
         )
+    fix = _replace_fix(entry, arch)
+    check_format(path, expected_size=entry.size if entry else None, fix=fix)
     if sha256:
-        check_hash(path, sha256, "user")
+        check_hash(path, sha256, "user", fix=fix)
+    elif entry is not None:
+        _check_manifest_checksum(path, entry, fix)
     return path
 
 
-def _missing_message(entry, weights_dir):
-    folders = "\n".join(f"  - {d}" for d in search_dirs(weights_dir))
-    return (
-        f"{entry.source} weight file {entry.filename} ({entry.architecture}) not found. "
-        f"Accepted names: {list(entry.names)}. radtl looked in:\n{folders}\n"
-    )
-
-
-def resolve(filename, *, weights_dir=None, sha256=None, download=True):
-    """Locate a known weight file, downloading ImageNet files if needed; check its hash.
+def resolve(filename, *, weights_dir=None, sha256=None, download=True, arch=None):
+    """Locate a known weight file, downloading ImageNet files if needed; check it.
 
     ImageNet files missing from every search folder are downloaded with
     `keras.utils.get_file` into the Keras cache (`$KERAS_HOME/models`), verified against
     Keras' published hash, exactly as `keras.applications` does. RadImageNet files are
-    never downloaded here (see `fetch`).
+    never downloaded here (see `radtl.pretrained.fetch`). The file found is checked
+    with `check_file`.
 
     Args:
         filename: str. A manifest file name.
         weights_dir: str or Path. Searched first. Defaults to None.
         sha256: str. User-pinned sha256; a mismatch is an error. Defaults to None.
         download: bool. Allow the ImageNet download. Defaults to True.
+        arch: str. Backbone registry name, quoted in fix commands. Defaults to None.
 
     Returns:
         Path of the file.
@@ -400,35 +643,19 @@ def resolve(filename, *, weights_dir=None, sha256=None, download=True):
     Raises:
         WeightsNotFoundError: a RadImageNet file is missing (or download=False).
         WeightsDownloadError: the ImageNet download failed.
-        WeightsError: hash mismatch with a pinned hash.
+        WeightsFormatError: not a complete Keras HDF5 file (HTML page, truncated, ...).
+        WeightsChecksumError: size or hash differs from a pinned checksum.
     """
     entry = manifest(weights_dir).entry(filename)
     path = find(entry.filename, weights_dir)
     if path is None and entry.source == "imagenet" and download:
-        path = _keras_download(entry, weights_dir, sha256)
+        path = _keras_download(entry, weights_dir, sha256, arch)
     if path is None:
-        raise WeightsNotFoundError(_missing_message(entry, weights_dir) + _fix(entry))
-    if sha256:
-        check_hash(path, sha256, "user")
-    elif entry.file_hash:
-        check_hash(path, entry.file_hash, entry.hash_origin or "third-party")
-    return path
+        raise WeightsNotFoundError(missing_message(entry, weights_dir, arch))
+    return check_file(path, sha256, entry=entry, arch=arch)
 
 
-def _fix(entry):
-    if entry.source == "radimagenet":
-        return (
-            "Fix: run `python cli.py weights fetch radimagenet`, or download it by hand "
-            f"as described in {README_PATH} and put it in one of "
-            f"those folders (or set ${ENV_VAR})."
-        )
-    return (
-        f"Fix: download {entry.url} and put it in one of those folders "
-        f"(or set ${ENV_VAR})."
-    )
-
-
-def _keras_download(entry, weights_dir, sha256):
+def _keras_download(entry, weights_dir, sha256, arch):
     import keras  # deferred: plain file lookup does not need Keras
 
     cache = keras_cache_dir()
@@ -444,10 +671,8 @@ def _keras_download(entry, weights_dir, sha256):
         )
     except Exception as error:  # get_file raises bare Exception on URL failures
         raise WeightsDownloadError(
-            _missing_message(entry, weights_dir)
-            + f"Downloading it from {entry.url} failed ({error}). If this machine is "
-            f"offline, download {entry.url} elsewhere and put "
-            f"{entry.filename} in one of the folders above (or set ${ENV_VAR})."
+            f"Downloading {entry.filename} from {entry.url} failed ({error}); this "
+            "machine may be offline. " + missing_message(entry, weights_dir, arch)
         ) from error
 
 
@@ -492,24 +717,15 @@ def read_legacy_h5(path, expected_size=None):
         LegacyWeights.
 
     Raises:
-        WeightsError: the file is not readable HDF5 (truncated / corrupt download) or
-            not a Keras HDF5 weights file.
+        WeightsFormatError: not readable as a Keras HDF5 weights file (HTML page,
+            truncated or corrupt download, another format).
     """
     path = Path(path)
+    check_format(path, expected_size=expected_size)
+    fix = _replace_fix(None, None)
     try:
         with h5py.File(path, "r") as f:
-            if "layer_names" in f.attrs or "layer_names0" in f.attrs:
-                group, layout = f, "weights-only"
-            elif "model_weights" in f:
-                group, layout = f["model_weights"], "full-model"
-            else:
-                raise WeightsError(
-                    f"{path} is HDF5 but not a Keras HDF5 weights file: no `layer_names` "
-                    f"attribute and no `model_weights` group (found {sorted(f)[:5]}). "
-                    "Expected the no-top .h5 file of the architecture (Keras-2 "
-                    "`model.save()` or `save_weights()` layout). Fix: pass the right "
-                    "file."
-                )
+            group, layout = _weights_group(f, path, fix)
             layers = []
             for name in _attribute_list(group, "layer_names"):
                 weight_names = _attribute_list(group[name], "weight_names")
@@ -518,14 +734,9 @@ def read_legacy_h5(path, expected_size=None):
                         (name, [np.asarray(group[name][w]) for w in weight_names])
                     )
     except (OSError, KeyError) as error:
-        size = path.stat().st_size if path.exists() else 0
-        expected = f", expected {expected_size:,}" if expected_size else ""
-        raise WeightsError(
-            f"Weight file {path} ({size:,} bytes{expected}) could not be read as a "
-            f"complete Keras HDF5 file: {error}. It is probably truncated or corrupt "
-            "(an interrupted download, or an HTML error page saved as .h5). Fix: delete "
-            f"it and download it again (see {README_PATH})."
-        ) from error
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+        raise _format_error(path, head, expected_size, fix, error) from error
     return LegacyWeights(path=path, layout=layout, layers=layers)
 
 
@@ -619,8 +830,8 @@ def load_into(model, path, *, expected_size=None):
         LegacyWeights that were loaded.
 
     Raises:
-        WeightsError: unreadable file, a file of another architecture, or values that
-            did not arrive.
+        WeightsFormatError: an unreadable file.
+        WeightsError: a file of another architecture, or values that did not arrive.
     """
     legacy = read_legacy_h5(path, expected_size)
     problems = _structure_problems(model, legacy)
@@ -629,8 +840,8 @@ def load_into(model, path, *, expected_size=None):
             f"Weight file {path} does not match the `{model.name}` architecture "
             f"(input shape {tuple(model.input_shape[1:])}): {'; '.join(problems)}. "
             f"Expected a no-top Keras HDF5 file saved from `{model.name}` with 3 input "
-            "channels. Fix: pass the file made for this backbone (`radtl.weights."
-            "status()` lists them), or choose the backbone this file belongs to."
+            "channels. Fix: pass the file made for this backbone (`radtl weights list` "
+            "lists them), or choose the backbone this file belongs to."
         )
     model_layers = [layer for layer in model.layers if layer.weights]
     for layer, (_, arrays) in zip(model_layers, legacy.layers):
@@ -640,340 +851,3 @@ def load_into(model, path, *, expected_size=None):
     logger.info("Loaded and verified %d layers of %s (%s layout) into %s",
                 len(legacy.layers), path, legacy.layout, model.name)
     return legacy
-
-
-# ----------------------------------------------------------------------- download
-
-
-def manual_steps(dest=None):
-    """Human-readable steps to get the RadImageNet files by hand.
-
-    Args:
-        dest: str or Path, where to put them. Defaults to the first writable folder
-            radtl searches (`$RADTL_WEIGHTS_DIR` or the repository's `weights/`).
-
-    Returns:
-        str.
-    """
-    info = manifest()
-    bundle = info.bundles["radimagenet"]
-    dest = Path(dest) if dest else _default_dest()
-    names = [e.filename for e in info.files.values() if e.source == "radimagenet"]
-    mirrors = "".join(f"\n     or the mirror: {m}" for m in bundle.mirrors)
-    folder = next(
-        (e.url for e in info.files.values() if e.source == "radimagenet"), bundle.url
-    )
-    return (
-        "To install the RadImageNet weights by hand:\n"
-        f"  1. Download the Drive folder {folder}\n"
-        f"     or the single zip {bundle.url} ({bundle.filename}){mirrors}\n"
-        f"  2. Put these files (unzipped) in {dest}:\n"
-        + "".join(f"       {n}\n" for n in names)
-        + f"     (or in a folder named by ${ENV_VAR}; the '-notop.h5' spelling works"
-        " too)\n"
-        "  3. Check them: python cli.py weights list"
-    )
-
-
-def _default_dest():
-    return Path(os.environ.get(ENV_VAR) or REPO_WEIGHTS_DIR).expanduser()
-
-
-class _HTMLPage(Exception):
-    def __init__(self, text):
-        super().__init__("HTML page")
-        self.text = text
-
-
-def drive_confirm_url(page, url):
-    """The URL that confirms a Google Drive "can't scan for viruses" download page.
-
-    Handles the current page (a form posting to drive.usercontent.google.com with
-    hidden `id`, `export`, `confirm`, `uuid` inputs) and the older one (a link or
-    cookie carrying `confirm=<token>`).
-
-    Args:
-        page: str. The HTML Google Drive returned instead of the file.
-        url: str. The URL that returned it.
-
-    Returns:
-        str, or None when the page holds no confirmation (quota exceeded, no access).
-    """
-    form = re.search(r'<form[^>]*id="download-form"[^>]*action="([^"]+)"', page)
-    if form:
-        fields = dict(re.findall(
-            r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
-        action = html.unescape(form.group(1))
-        return f"{action}?{urllib.parse.urlencode(fields)}" if fields else action
-    link = re.search(r'href="(/uc\?export=download[^"]*confirm=[^"]+)"', page)
-    if link:
-        return urllib.parse.urljoin(url, html.unescape(link.group(1)))
-    token = re.search(r"confirm=([0-9A-Za-z_-]+)", page)
-    if token:
-        parts = urllib.parse.urlsplit(url)
-        query = dict(urllib.parse.parse_qsl(parts.query), confirm=token.group(1))
-        query = urllib.parse.urlencode(query)
-        return urllib.parse.urlunsplit(parts._replace(query=query))
-    return None
-
-
-def _stream(opener, url, target, timeout):
-    """Write `url`'s body to `target`; raise _HTMLPage when the body is HTML."""
-    request = urllib.request.Request(url, headers={"User-Agent": "radtl"})
-    with opener.open(request, timeout=timeout) as response:
-        first = response.read(_CHUNK)
-        content_type = response.headers.get("Content-Type", "")
-        if "text/html" in content_type or first.lstrip()[:1] == b"<":
-            raise _HTMLPage((first + response.read(4 * _CHUNK)).decode("utf8", "replace"))
-        with open(target, "wb") as out:
-            out.write(first)
-            shutil.copyfileobj(response, out, _CHUNK)
-
-
-def download(url, target, *, timeout=60.0, min_bytes=1_000_000, instructions=""):
-    """Download `url` to `target`, following Google Drive's virus-scan confirmation.
-
-    Args:
-        url: str. http(s) URL.
-        target: Path. Written atomically (via `<target>.part`).
-        timeout: float. Seconds per connection attempt. Defaults to 60.
-        min_bytes: int. Smaller payloads are rejected. Defaults to 1 MB.
-        instructions: str. Appended to every error (e.g. `manual_steps()`).
-
-    Returns:
-        Path of the file.
-
-    Raises:
-        WeightsDownloadError: unreachable URL, HTML instead of the file, a payload that
-            is neither zip nor HDF5, or smaller than `min_bytes`.
-    """
-    target = Path(target)
-    part = target.with_name(target.name + ".part")
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-    )
-    current = url
-    try:
-        for _ in range(2):  # the file, or the confirmation page and then the file
-            try:
-                _stream(opener, current, part, timeout)
-                break
-            except _HTMLPage as page:
-                confirmed = drive_confirm_url(page.text, current)
-                if confirmed is None or confirmed == current:
-                    raise WeightsDownloadError(
-                        f"{url} returned an HTML page instead of the file (Google Drive "
-                        "quota exceeded, access denied, or a changed confirmation "
-                        "page).\n" + instructions
-                    ) from None
-                current = confirmed
-        else:
-            raise WeightsDownloadError(
-                f"{url} kept returning HTML after the virus-scan confirmation.\n"
-                + instructions
-            )
-    except (urllib.error.URLError, OSError) as error:
-        part.unlink(missing_ok=True)
-        raise WeightsDownloadError(
-            f"Could not download {current}: {getattr(error, 'reason', error)}. This "
-            "machine seems to be offline or cannot reach the host.\n" + instructions
-        ) from error
-    size = part.stat().st_size
-    with open(part, "rb") as f:
-        head = f.read(8)
-    if not (head.startswith(ZIP_SIGNATURE) or head == HDF5_SIGNATURE) or size < min_bytes:
-        part.unlink()
-        raise WeightsDownloadError(
-            f"{url} returned {size:,} bytes starting with {head!r}: expected a zip or "
-            f"HDF5 file of at least {min_bytes:,} bytes. Google Drive may have served an "
-            "error page.\n" + instructions
-        )
-    part.replace(target)
-    return target
-
-
-def _extract(archive, wanted, dest):
-    """Extract the members whose base name is an accepted name of a wanted entry."""
-    placed = {}
-    with zipfile.ZipFile(archive) as zf:
-        members = zf.namelist()
-        for entry in wanted:
-            member = next(
-                (m for m in members if Path(m).name in entry.names), None
-            )
-            if member is None:
-                raise WeightsDownloadError(
-                    f"The archive {archive} holds no {entry.filename} (accepted names "
-                    f"{list(entry.names)}); it holds {members[:10]}.\n"
-                    + manual_steps(dest)
-                )
-            target = dest / entry.filename
-            with zf.open(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
-            placed[entry.filename] = target
-    return placed
-
-
-def _radimagenet_entries(info, backbone_names):
-    from radtl import backbones  # deferred: backbones imports this module
-
-    names = backbone_names or backbones.radimagenet_names()
-    entries = []
-    for name in names:
-        spec = backbones.get(name)
-        if not spec.radimagenet_file:
-            raise ValueError(
-                f"`backbones` must be among {backbones.radimagenet_names()} for "
-                f"RadImageNet. Received: backbones={list(names)!r}"
-            )
-        entries.append((spec, info.entry(spec.radimagenet_file)))
-    return entries
-
-
-def _verify_placed(spec, path):
-    """Structural check of a file: load it into `spec`'s architecture at minimum size."""
-    from radtl import backbones  # deferred: backbones imports this module
-
-    size = spec.min_input_size
-    backbones.load_backbone(spec.name, path, input_shape=(size, size, 3))
-
-
-def fetch(source="radimagenet", backbones=None, *, dest=None, url=None, timeout=60.0,
-          keep_archive=False):
-    """Download, verify and place weight files.
-
-    RadImageNet: downloads the official single-file zip from Google Drive (confirming
-    the virus-scan page), rejects HTML or too-small payloads, extracts the requested
-    files into `dest`, and loads each into its architecture to verify it. Files already
-    present anywhere radtl looks are skipped. ImageNet: `keras.utils.get_file` per
-    backbone, as `load_backbone` would.
-
-    Args:
-        source: "radimagenet" or "imagenet". Defaults to "radimagenet".
-        backbones: list of registry names. Defaults to all with a file of `source`.
-        dest: str or Path. Defaults to `$RADTL_WEIGHTS_DIR` or the repository's
-            `weights/`.
-        url: str. Download URL of the RadImageNet zip. Defaults to the manifest's.
-        timeout: float. Seconds per connection attempt. Defaults to 60.
-        keep_archive: bool. Keep the downloaded zip in `dest`. Defaults to False.
-
-    Returns:
-        list of FileStatus, one per requested file.
-
-    Raises:
-        WeightsDownloadError: offline or a bad payload; the message gives manual steps.
-        WeightsError: a downloaded file fails verification (it is deleted).
-    """
-    from radtl import backbones as registry  # deferred: backbones imports this module
-
-    if source not in ("radimagenet", "imagenet"):
-        raise ValueError(
-            "`source` must be one of ['radimagenet', 'imagenet']. "
-            f"Received: source={source!r}"
-        )
-    if source == "imagenet":
-        names = backbones or registry.names()
-        results = []
-        for name in names:
-            filename = registry.get(name).imagenet_file
-            path = resolve(filename, weights_dir=dest)
-            results.append(_file_status(manifest(dest).entry(filename), path, None,
-                                        "available (hash checked)"))
-        return results
-    info = manifest(dest)
-    dest = Path(dest).expanduser() if dest else _default_dest()
-    wanted = _radimagenet_entries(info, backbones)
-    results, todo = {}, []
-    for spec, entry in wanted:
-        present = find(entry.filename, dest)
-        if present is not None:
-            results[entry.filename] = _file_status(entry, present, None,
-                                                   "already present")
-        else:
-            todo.append((spec, entry))
-    if todo:
-        bundle = info.bundles["radimagenet"]
-        dest.mkdir(parents=True, exist_ok=True)
-        archive = download(url or bundle.download_url, dest / bundle.filename,
-                           timeout=timeout, min_bytes=bundle.min_bytes,
-                           instructions=manual_steps(dest))
-        try:
-            if zipfile.is_zipfile(archive):
-                placed = _extract(archive, [e for _, e in todo], dest)
-            elif len(todo) == 1:
-                filename = todo[0][1].filename
-                placed = {filename: archive.replace(dest / filename)}
-            else:
-                raise WeightsDownloadError(
-                    f"{url or bundle.download_url} returned a single HDF5 file, but "
-                    f"{len(todo)} files were requested. Request one backbone per URL."
-                )
-        finally:
-            if archive.exists() and zipfile.is_zipfile(archive) and not keep_archive:
-                archive.unlink()
-        for spec, entry in todo:
-            path = placed[entry.filename]
-            try:
-                if entry.file_hash:
-                    check_hash(path, entry.file_hash, entry.hash_origin or "third-party")
-                _verify_placed(spec, path)
-            except WeightsError:
-                path.unlink()
-                raise
-            results[entry.filename] = _file_status(entry, path, True, "downloaded")
-    return [results[entry.filename] for _, entry in wanted]
-
-
-# ------------------------------------------------------------------------- status
-
-
-def _file_status(entry, path, verified, message=""):
-    hash_ok = None
-    if path is not None and entry.file_hash:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                hash_ok = check_hash(path, entry.file_hash, entry.hash_origin or "keras")
-            except WeightsError:
-                hash_ok = False
-    return FileStatus(
-        filename=entry.filename, source=entry.source, architecture=entry.architecture,
-        path=path, size=path.stat().st_size if path else None, hash_ok=hash_ok,
-        verified=verified, message=message or ("" if path else f"get it: {entry.url}"),
-    )
-
-
-def status(weights_dir=None, *, source=None, verify=False):
-    """Known weight files, where radtl looks, which are present and verified.
-
-    Args:
-        weights_dir: str or Path. Searched first. Defaults to None.
-        source: "radimagenet", "imagenet" or None (both). Defaults to None.
-        verify: bool. Also load each present file into its architecture (slow: builds
-            each backbone). Defaults to False.
-
-    Returns:
-        Status; `print(status())` shows a table.
-    """
-    from radtl import backbones  # deferred: backbones imports this module
-
-    info = manifest(weights_dir)
-    spec_of = {}
-    for name in backbones.names():
-        spec = backbones.get(name)
-        for s in spec.sources:
-            spec_of[spec.weight_file(s)] = spec
-    rows = []
-    for entry in info.files.values():
-        if source and entry.source != source:
-            continue
-        path = find(entry.filename, weights_dir)
-        verified, message = None, ""
-        if path is not None and verify and entry.filename in spec_of:
-            try:
-                _verify_placed(spec_of[entry.filename], path)
-                verified = True
-            except WeightsError as error:
-                verified, message = False, str(error).splitlines()[0]
-        rows.append(_file_status(entry, path, verified, message))
-    return Status(search_dirs=search_dirs(weights_dir), files=rows)

@@ -108,10 +108,21 @@ def write_manifest_override(folder, entries):
     return folder
 
 
+def write_html_page(path, title="Google Drive - Virus scan warning"):
+    """Write the kind of HTML page Google Drive serves instead of a large file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body>"
+        "Google Drive can't scan this file for viruses.</body></html>"
+    )
+    return Path(path)
+
+
 @pytest.fixture
 def isolated_weights(tmp_path, monkeypatch):
-    """Make every folder radtl searches empty: no $RADTL_WEIGHTS_DIR, an empty
-    repository `weights/` stand-in and an empty Keras cache. Yields a tmp folder."""
+    """Make every folder radtl searches empty: no $RADTL_WEIGHTS_DIR, a checkout
+    `weights/` stand-in (`tmp/repo_weights`, searched only once created) and an empty
+    Keras cache (`tmp/keras_home/models`). Yields the tmp folder."""
     from radtl import weights
 
     monkeypatch.delenv("RADTL_WEIGHTS_DIR", raising=False)

@@ -104,5 +104,15 @@ def test_choices_are_the_owning_modules_choices():
     from radtl.config import CHOICES
 
     assert CHOICES["resize_method"] == data.RESIZE_METHODS
-    assert CHOICES["precision"] == precision.PRECISIONS
+    assert set(CHOICES["precision"]) == set(precision.PRECISIONS)
     assert CHOICES["xla"] == precision.XLA_CHOICES
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"backbone": "efficientnet_b0", "weights": None, "preprocessing": "official"}, "mode='native'"),
+    ({"backbone": "vgg16", "weights": "radimagenet"}, "not available for `vgg16`"),
+    ({"backbone": "inception_v3", "weights": None, "image_size": 32}, "needs height and width >= 75"),
+])
+def test_settings_that_do_not_hold_together(values, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig.from_dict(values)
