@@ -206,7 +206,7 @@ _TRAIN_OPTIONS = {
     "loss_options": (["--loss-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE",
                                              help="A loss option, e.g. epsilon=0.1 (repeatable).")),
     "optimizer": (["--optimizer"], dict(type=click.Choice(CHOICES["optimizer"]))),
-    "learning_rate": (["--lr", "learning_rate"], dict(type=float)),
+    "learning_rate": (["--lr"], dict(type=float)),
     "lr_decay": (["--lr-decay"], dict(type=click.Choice(CHOICES["lr_decay"]))),
     "min_lr_ratio": (["--min-lr-ratio"], dict(type=float)),
     "weight_decay": (["--weight-decay"], dict(type=float)),
@@ -227,7 +227,7 @@ def _train_options(command):
         kwargs = dict(kwargs)
         if not kwargs.get("multiple"):
             kwargs["help"] = f"{kwargs.get('help', '')} [default: {_default(field)}]".strip()
-        command = click.option(*decls, **kwargs)(command)
+        command = click.option(*decls, field, **kwargs)(command)  # the parameter is the field itself
     return command
 
 
