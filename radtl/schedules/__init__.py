@@ -24,6 +24,27 @@ Schedules by name, for configs and the CLI:
 
 `freezeall` and `unfreezeall` train the same parts as `lp` and `ft`.
 
+The backbone is found automatically in a model from `radtl.build_model`, in a model
+that nests a `keras.applications` backbone under its own name (`mobilenetv2_1.00_224`,
+`efficientnetb0`, ...; recognised by its layer names), and in one with the backbone
+flattened into it (`keras.Model(base.input, head(base.output))`). Otherwise pass
+`backbone=` (a layer, its name, or a registered backbone name such as
+`"mobilenet_v2"`) and, for schedules that split the backbone, `block_groups=`.
+
+Registry. `REGISTRY` (a `radtl.registry.Registry`, case-insensitive) maps names to
+classes; `names()` and `get()` are the short forms. `REGISTRY.check_options(name,
+options)` rejects an option the schedule does not take, naming the valid ones. A
+schedule that needs run context declares it: Auto-RGN is registered with
+`context=("train_data",)` and receives `RunContext.train_data` as its `train_data`
+argument.
+
+Adding a schedule: one file, `radtl/schedules/<name>.py`, with a
+`FineTuningSchedule` subclass (its rule a pure function in `rules.py`, or inline)
+and one registration line above the class, `@REGISTRY.register("<name>")` (from
+`radtl.schedules.base`); plus its tests in `tests/test_schedules.py`. This package
+imports every module in its folder, so nothing else changes: configs, sweeps and
+the CLI take their choices from `names()`.
+
 Example:
 
 ```python
@@ -44,11 +65,15 @@ history.history["stage"]  # [0, 1]
 ```
 """
 
-import inspect
+import dataclasses
+import importlib
+import pkgutil
 
+from radtl.registry import RunContext
 from radtl.schedules import optimizers
 from radtl.schedules import rules
 from radtl.schedules.auto_rgn import AutoRGN
+from radtl.schedules.base import REGISTRY
 from radtl.schedules.base import FineTuningSchedule
 from radtl.schedules.discriminative_lr import DiscriminativeLR
 from radtl.schedules.freezing import FullFineTune
@@ -60,73 +85,47 @@ from radtl.schedules.gradual_unfreeze import GradualUnfreeze
 from radtl.schedules.sp_regularization import L1SP
 from radtl.schedules.sp_regularization import L2SP
 
-# name -> (class, parameters fixed by the name). Names are lower case.
-_REGISTRY = {
-    "ft": (FullFineTune, {}),
-    "lp": (LinearProbe, {}),
-    "lp-ft": (LPFT, {}),
-    "gradual-unfreeze": (GradualUnfreeze, {}),
-    "g-lf": (GradualUnfreeze, {"order": "last_to_first"}),
-    "g-fl": (GradualUnfreeze, {"order": "first_to_last"}),
-    "partial-unfreeze": (PartialUnfreeze, {}),
-    "freezeall": (RadImageNetScenario, {"scenario": "freezeall"}),
-    "unfreezeall": (RadImageNetScenario, {"scenario": "unfreezeall"}),
-    "unfreezetop10": (RadImageNetScenario, {"scenario": "unfreezetop10"}),
-    "discriminative-lr": (DiscriminativeLR, {}),
-    "l2-sp": (L2SP, {}),
-    "l1-sp": (L1SP, {}),
-    "auto-rgn": (AutoRGN, {}),
-}
-
-
-def _lookup(name):
-    key = str(name).lower()
-    if key not in _REGISTRY:
-        raise ValueError(
-            f"Unknown schedule. Expected one of {names()}. Received: name={name!r}"
-        )
-    return _REGISTRY[key]
-
-
-def needs_training_data(name):
-    """Whether the schedule `name` takes the training batches (`data=`), as Auto-RGN does."""
-    cls, _ = _lookup(name)
-    return "data" in inspect.signature(cls.__init__).parameters
+# Every schedule file registers itself on import: import them all.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+del _module
 
 
 def names():
     """The registered schedule names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(REGISTRY.names())
 
 
-def get(name, **params):
+def get(name, *, context=None, **params):
     """Builds a schedule callback by name.
 
     Args:
-        name: a registered name (see `names()`), case-insensitive.
-        **params: constructor arguments of the schedule's class.
+        name: str. A registered name (see `names()`), case-insensitive.
+        context: `radtl.registry.RunContext` or None. The run context; a schedule
+            that declares context fields (Auto-RGN: `train_data`) takes them from
+            here. Defaults to None.
+        **params: the schedule's options (constructor arguments). A context field
+            may also be passed here by name (`train_data=dataset`).
 
     Returns:
         A new `FineTuningSchedule`.
 
     Raises:
-        ValueError: for an unknown name (listing the valid ones), or a parameter
-            that the name already fixes.
+        ValueError: an unknown name (listing the valid ones), an option the schedule
+            does not take (listing the valid ones) or that its name fixes, or a
+            context field it needs and did not get.
 
     Example:
 
     >>> get("g-fl", block_groups=[("stem", "stem_.*"), ("top", "top_.*")]).order
     'first_to_last'
     """
-    cls, fixed = _lookup(name)
-    key = str(name).lower()
-    clash = sorted(set(fixed) & set(params))
-    if clash:
-        raise ValueError(
-            f"Schedule {key!r} fixes {fixed}; do not pass {clash}. "
-            f"Received: {', '.join(f'{k}={params[k]!r}' for k in clash)}"
-        )
-    return cls(**fixed, **params)
+    fields = REGISTRY.context_fields(name)
+    given = {field: params.pop(field) for field in fields if field in params}
+    if given:
+        context = dataclasses.replace(context or RunContext(), **given)
+    REGISTRY.check_options(name, params)
+    return REGISTRY.build(name, params, context)
 
 
 __all__ = [
@@ -140,10 +139,10 @@ __all__ = [
     "LPFT",
     "LinearProbe",
     "PartialUnfreeze",
+    "REGISTRY",
     "RadImageNetScenario",
     "get",
     "names",
-    "needs_training_data",
     "optimizers",
     "rules",
 ]

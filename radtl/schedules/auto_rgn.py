@@ -7,14 +7,16 @@ import tensorflow as tf
 from keras import ops
 
 from radtl.schedules import rules
+from radtl.schedules.base import REGISTRY
 from radtl.schedules.base import FineTuningSchedule
 
 
+@REGISTRY.register("auto-rgn", context=("train_data",))
 class AutoRGN(FineTuningSchedule):
     """Per-tensor learning rate = base rate x RGN / max RGN, recomputed every epoch.
 
     At the start of every epoch, the gradients of the compiled loss on the first
-    `num_batches` batches of `data` give each trainable tensor its relative
+    `num_batches` batches of `train_data` give each trainable tensor its relative
     gradient norm `rgn = ||g||_2 / ||theta||_2`, averaged over those batches; the
     tensor's learning-rate multiplier for the epoch is `rgn / max(rgn)`. As in the
     official code, BatchNorm parameters are left out of training (their layers are
@@ -27,9 +29,11 @@ class AutoRGN(FineTuningSchedule):
         github.com/anniesch/surgical-finetuning (`main.py`, `auto_tune=RGN`).
 
     Args:
-        data: a `tf.data.Dataset` (or any iterable) of `(x, y)` or
+        train_data: a `tf.data.Dataset` (or any iterable) of `(x, y)` or
             `(x, y, sample_weight)` batches, typically the training data; a fresh
             pass is started every epoch and its first `num_batches` batches are used.
+            By name (`radtl.schedules.get("auto-rgn", context=...)`) it comes from
+            the run context, `radtl.registry.RunContext.train_data`.
         num_batches: int >= 1, batches averaged per epoch. Defaults to `5`.
         reset_optimizer_state: zero the Adam moments (and restart the bias-correction
             step) of every variable each epoch, as the official code does.
@@ -50,19 +54,22 @@ class AutoRGN(FineTuningSchedule):
     ```python
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model.fit(dataset, epochs=3, callbacks=[radtl.schedules.AutoRGN(dataset)])
+    # by name, as the trainer builds it:
+    radtl.schedules.get("auto-rgn", context=radtl.registry.RunContext(
+        train_data=dataset), num_batches=2)
     ```
     """
 
-    def __init__(self, data, num_batches=5, reset_optimizer_state=True,
+    def __init__(self, train_data, num_batches=5, reset_optimizer_state=True,
                  freeze_batchnorm=True, **kwargs):
-        if data is None:
+        if train_data is None:
             raise ValueError(
-                "`data` must be a dataset of (x, y) batches for the gradient norms. "
-                "Received: data=None"
+                "`train_data` must be a dataset of (x, y) batches for the gradient "
+                "norms. Received: train_data=None"
             )
         rules.check_positive_int("num_batches", num_batches)
         super().__init__(freeze_batchnorm=freeze_batchnorm, **kwargs)
-        self.data = data
+        self.train_data = train_data
         self.num_batches = num_batches
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self._gradient_norms = None
@@ -101,7 +108,7 @@ class AutoRGN(FineTuningSchedule):
             self._gradient_norms = self._make_gradient_norms()
         variables, gradient_norms = self._gradient_norms
         per_batch = []
-        for batch in itertools.islice(iter(self.data), self.num_batches):
+        for batch in itertools.islice(iter(self.train_data), self.num_batches):
             x, y, sample_weight = _unpack(batch)
             per_batch.append(
                 [float(n) for n in gradient_norms(x, y, sample_weight)]
@@ -122,7 +129,7 @@ class AutoRGN(FineTuningSchedule):
 def _unpack(batch):
     if isinstance(batch, dict) or not isinstance(batch, (tuple, list)):
         raise ValueError(
-            "AutoRGN `data` must yield (x, y) or (x, y, sample_weight) batches. "
+            "AutoRGN `train_data` must yield (x, y) or (x, y, sample_weight) batches. "
             f"Received a batch of type {type(batch).__name__}."
         )
     x, y, *rest = batch

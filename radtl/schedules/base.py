@@ -1,11 +1,18 @@
-"""Shared machinery of the fine-tuning schedules: trainable state, train function, rates."""
+"""Shared machinery of the fine-tuning schedules: the registry, trainable state, rates."""
+
+import inspect
 
 import keras
 from keras import ops
 
+from radtl.registry import Registry
 from radtl.schedules import groups as groups_lib
 from radtl.schedules import optimizers
 from radtl.schedules import rules
+
+# Schedules by name. A schedule file registers its class with `@REGISTRY.register(name)`
+# (names that fix arguments: `fixed={...}`; run context: `context=("train_data",)`).
+REGISTRY = Registry("schedule", case_sensitive=False)
 
 
 class FineTuningSchedule(keras.callbacks.Callback):
@@ -42,13 +49,27 @@ class FineTuningSchedule(keras.callbacks.Callback):
     The schedule owns the `trainable` flag of every layer of the model while it runs.
     State is reset in `on_train_begin`, so an instance can be reused across fits.
 
+    Backbone. Found automatically in a model from `radtl.build_model`, in one that
+    nests a `keras.applications` backbone under any name (`head(base(inputs))`,
+    recognised by its layer names), and in one with the backbone flattened into it
+    (`keras.Model(base.input, head(base.output))`); see `radtl.schedules.groups`.
+    On a flattened model the backbone's layers end at its last layer with weights.
+
+    Constructor arguments. A subclass's `__init__(self, <own arguments>, **kwargs)`
+    passes `**kwargs` on to this class; its signature is completed with these
+    arguments (`__init_subclass__`), so `REGISTRY.check_options` can name every
+    valid option of a schedule.
+
     Args:
-        backbone: `None` (the single nested `keras.Model` inside the model), a layer
-            name or a layer. Everything else in the model is the head.
+        backbone: `None` (found automatically, see above), a layer of the model or
+            its name, or a registered backbone name (`radtl.backbones.names()`)
+            whose layers the model holds, nested under another name or flattened
+            (e.g. `"mobilenet_v2"`). Everything else in the model is the head.
             Defaults to `None`.
         block_groups: `None` (from `radtl.backbones.block_groups`), or a list of
-            `(name, regex)` or `(name, [layers])` pairs ordered input -> output.
-            Defaults to `None`.
+            `(name, regex)` or `(name, [layers])` pairs ordered input -> output; on
+            a flattened model they are matched over the model's layers and define
+            the backbone. Defaults to `None`.
         freeze_batchnorm: keep every BatchNormalization layer frozen (inference mode,
             not in the optimizer) whatever the stage. Defaults to `False`.
         verbose: 1 prints a message when the stage changes. Defaults to `0`.
@@ -78,6 +99,25 @@ class FineTuningSchedule(keras.callbacks.Callback):
         self.verbose = verbose
         self._reset()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        own = list(inspect.signature(init).parameters.values())
+        if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            return
+        taken = {p.name for p in own}
+        inherited = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(super(cls, cls).__init__).parameters.values()
+            if p.name not in taken and p.name != "self"
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        positional = [p for p in own[:-1] if p.kind is not p.KEYWORD_ONLY]
+        keyword = [p for p in own[:-1] if p.kind is p.KEYWORD_ONLY]
+        init.__signature__ = inspect.Signature(positional + keyword + inherited)
+
     # The rule: overridden by subclasses.
     def stage(self, epoch, num_groups):
         """The `rules.Stage` of `epoch` for a backbone of `num_groups` groups."""
@@ -88,10 +128,9 @@ class FineTuningSchedule(keras.callbacks.Callback):
         del epoch
         return (1.0,) * num_groups, 1.0
 
-    def _resolve_groups(self, backbone):
-        return groups_lib.resolve_block_groups(
-            backbone, self.block_groups, required=self.uses_block_groups
-        )
+    def _groups_of(self, split):
+        """The `[(name, [layers])]` units the rule's stages switch (the block groups)."""
+        return split.groups
 
     def _reset(self):
         self._groups = None
@@ -135,9 +174,10 @@ class FineTuningSchedule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._reset()
-        backbone = groups_lib.resolve_backbone(self.model, self.backbone)
-        self._groups = self._resolve_groups(backbone)
-        self._head = groups_lib.head_layers(self.model, backbone)
+        split = groups_lib.split_model(self.model, self.backbone, self.block_groups,
+                                       required=self.uses_block_groups)
+        self._groups = self._groups_of(split)
+        self._head = split.head
         self._apply_trainable(rules.union(self._planned_stages()))
         self._optimizer = optimizers.prepare(
             self.model, list(self.model.trainable_variables)

@@ -1,9 +1,11 @@
 """Discriminative fine-tuning: a learning rate per block group (ULMFiT)."""
 
 from radtl.schedules import rules
+from radtl.schedules.base import REGISTRY
 from radtl.schedules.base import FineTuningSchedule
 
 
+@REGISTRY.register("discriminative-lr")
 class DiscriminativeLR(FineTuningSchedule):
     """Everything trains; each block group's learning rate is the one above it / `factor`.
 

@@ -9,9 +9,11 @@ are handled).
 import keras
 
 from radtl.schedules import rules
+from radtl.schedules.base import REGISTRY
 from radtl.schedules.base import FineTuningSchedule
 
 
+@REGISTRY.register("ft")
 class FullFineTune(FineTuningSchedule):
     """FT: every layer of the backbone and the head trains at one learning rate.
 
@@ -37,6 +39,7 @@ class FullFineTune(FineTuningSchedule):
         return rules.full_fine_tune(num_groups)
 
 
+@REGISTRY.register("lp")
 class LinearProbe(FineTuningSchedule):
     """LP: the backbone is frozen (BatchNorm in inference mode), only the head trains.
 
@@ -61,6 +64,7 @@ class LinearProbe(FineTuningSchedule):
         return rules.linear_probe(num_groups)
 
 
+@REGISTRY.register("lp-ft")
 class LPFT(FineTuningSchedule):
     """LP-FT: linear probing for `probe_epochs` epochs, then full fine-tuning.
 
@@ -121,6 +125,7 @@ class LPFT(FineTuningSchedule):
             self._optimizer.learning_rate = self.learning_rate
 
 
+@REGISTRY.register("partial-unfreeze")
 class PartialUnfreeze(FineTuningSchedule):
     """Trains the top `top` block groups of the backbone and the head; freezes the rest.
 
@@ -158,6 +163,9 @@ class PartialUnfreeze(FineTuningSchedule):
         return rules.partial_unfreeze(num_groups, self.top)
 
 
+@REGISTRY.register("unfreezetop10", fixed={"scenario": "unfreezetop10"})
+@REGISTRY.register("unfreezeall", fixed={"scenario": "unfreezeall"})
+@REGISTRY.register("freezeall", fixed={"scenario": "freezeall"})
 class RadImageNetScenario(FineTuningSchedule):
     """The RadImageNet fine-tuning scenarios, as the official Keras scripts define them.
 
@@ -192,8 +200,8 @@ class RadImageNetScenario(FineTuningSchedule):
         super().__init__(**kwargs)
         self.scenario = scenario
 
-    def _resolve_groups(self, backbone):
-        return [(layer.name, [layer]) for layer in backbone.layers]
+    def _groups_of(self, split):
+        return [(layer.name, [layer]) for layer in split.layers]
 
     def stage(self, epoch, num_groups):
         return rules.radimagenet(self.scenario, num_groups)

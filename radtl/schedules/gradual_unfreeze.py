@@ -1,9 +1,13 @@
 """Gradual unfreezing (ULMFiT), optionally with discriminative learning rates."""
 
 from radtl.schedules import rules
+from radtl.schedules.base import REGISTRY
 from radtl.schedules.base import FineTuningSchedule
 
 
+@REGISTRY.register("g-fl", fixed={"order": "first_to_last"})
+@REGISTRY.register("g-lf", fixed={"order": "last_to_first"})
+@REGISTRY.register("gradual-unfreeze")
 class GradualUnfreeze(FineTuningSchedule):
     """Unfreezes one block group per stage, every `epochs_per_stage` epochs.
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from radtl.schedules import rules
+from radtl.schedules.base import REGISTRY
 from radtl.schedules.base import FineTuningSchedule
 
 
@@ -53,7 +54,8 @@ class StartingPointRegularization(FineTuningSchedule):
     The loss becomes `loss + alpha * P(w_S - w0_S) + beta / 2 * ||w_head||^2`, where
     S are the backbone's trainable variables, w0_S their values when `fit()`
     starts (the pretrained starting point), and P the squared L2 norm halved
-    (`norm="l2"`) or the L1 norm (`norm="l1"`). Only trainable variables (kernels,
+    (`norm = "l2"`, `L2SP`) or the L1 norm (`norm = "l1"`, `L1SP`), a class
+    attribute the subclass sets. Only trainable variables (kernels,
     biases, BatchNorm gamma/beta) are penalised; BatchNorm moving statistics are not.
 
     Reference:
@@ -63,7 +65,6 @@ class StartingPointRegularization(FineTuningSchedule):
     Args:
         alpha: float >= 0, strength towards the starting point. Defaults to `0.1`.
         beta: float >= 0, L2 strength on the head. Defaults to `0.01`.
-        norm: `"l2"` or `"l1"` for the backbone term. Defaults to `"l2"`.
         backbone, block_groups, freeze_batchnorm, verbose: see `FineTuningSchedule`.
 
     Keras 3: the penalty is attached as each variable's `regularizer` (added to any
@@ -80,14 +81,16 @@ class StartingPointRegularization(FineTuningSchedule):
     ```
     """
 
-    def __init__(self, alpha=0.1, beta=0.01, norm="l2", **kwargs):
+    # "l2" or "l1": the norm of the backbone term.
+    norm = "l2"
+
+    def __init__(self, alpha=0.1, beta=0.01, **kwargs):
         rules.check_number("alpha", alpha)
         rules.check_number("beta", beta)
-        rules.check_choice("norm", norm, ("l1", "l2"))
+        rules.check_choice("norm", self.norm, ("l1", "l2"))
         super().__init__(**kwargs)
         self.alpha = float(alpha)
         self.beta = float(beta)
-        self.norm = norm
         self._original_regularizers = []
 
     def stage(self, epoch, num_groups):
@@ -126,6 +129,7 @@ class StartingPointRegularization(FineTuningSchedule):
         self._restore()
 
 
+@REGISTRY.register("l2-sp")
 class L2SP(StartingPointRegularization):
     """L2-SP: `loss + alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_head||^2` (Li et al. 2018).
 
@@ -138,10 +142,10 @@ class L2SP(StartingPointRegularization):
     ```
     """
 
-    def __init__(self, alpha=0.1, beta=0.01, **kwargs):
-        super().__init__(alpha=alpha, beta=beta, norm="l2", **kwargs)
+    norm = "l2"
 
 
+@REGISTRY.register("l1-sp")
 class L1SP(StartingPointRegularization):
     """L1-SP: `loss + alpha ||w_S - w0_S||_1 + beta/2 ||w_head||^2` (Li et al. 2018).
 
@@ -155,5 +159,4 @@ class L1SP(StartingPointRegularization):
     ```
     """
 
-    def __init__(self, alpha=0.1, beta=0.01, **kwargs):
-        super().__init__(alpha=alpha, beta=beta, norm="l1", **kwargs)
+    norm = "l1"
