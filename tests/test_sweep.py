@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from radtl import sweep
-from radtl.config import RUN_FILES, TrainConfig
+from radtl.config import TrainConfig
+from radtl.rundir import RunDir
+
+RUN_FILES = RunDir.FILES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
@@ -44,7 +47,7 @@ class FakeTrainer:
         run_dir = Path(run_dir)
         self.calls.append((run_dir.name, resume))
         if resume:
-            if TrainConfig.load(run_dir) != config:
+            if RunDir(run_dir).read_config() != config:
                 raise ValueError(f"{run_dir}: config differs from the recorded one")
         else:
             if run_dir.exists():
@@ -141,7 +144,7 @@ def test_yaml_reads_exponent_numbers_as_floats(tmp_path):
 def test_dict_fields_merge_base_scenario_and_grid():
     runs = sweep.expand({
         "base": {"head": "mlp", "head_options": {"dropout": 0.5, "hidden_ratio": 0.5},
-                 "schedule_options": {"top": 2}},
+                 "schedule": "partial-unfreeze", "schedule_options": {"top": 2}},
         "scenarios": [{"name": "wide", "head_options": {"hidden_ratio": 1.0}}],
         "grid": {"head_options": [{"dropout": 0.1}, {"dropout": 0.3}]},
     })
@@ -153,7 +156,7 @@ def test_dict_fields_merge_base_scenario_and_grid():
 
 def test_extends_merges_base_and_keeps_parent_grid(tmp_path):
     write_yaml(tmp_path / "parent.yaml", """\
-        base: {epochs: 3, head_options: {dropout: 0.2}}
+        base: {epochs: 3, head: mlp, head_options: {dropout: 0.2}}
         scenarios: [{name: s, learning_rate: 0.01}]
         grid: {fold: [1, 2]}
         """)
@@ -178,7 +181,7 @@ def test_extends_merges_base_and_keeps_parent_grid(tmp_path):
     ("grid: {fold: [1, two]}", "grid.fold[1]", "`fold` must be int. Received: fold='two'"),
     ("grid: {fold: 1}", "grid.fold", "Write e.g. `fold: [1]`"),
     ("grid: {seed: [0, 0]}", "grid.seed", "duplicate values"),
-    ("base: {learning_rate: -1.0}", "base.learning_rate", "must be a number > 0"),
+    ("base: {learning_rate: -1.0}", "base.learning_rate", "must be > 0"),
     ("base: {augment: 'yes please'}", "base.augment", "`augment` must be bool"),
     ("scenarios: [{schedule: ft}]", "scenarios[0]", "needs a `name`"),
     ("scenarios: [{name: a, epochs: 1}, {name: a, epochs: 2}]", "scenarios", "duplicate scenario name"),
@@ -202,7 +205,8 @@ def test_unknown_registry_name_lists_the_valid_ones(tmp_path):
         sweep.expand(path)
     message = str(info.value)
     assert message.startswith(f"{path}: scenarios[0] 'pu'.schedule:")
-    assert str(schedules.names()) in message and "Did you mean 'partial-unfreeze'?" in message
+    assert all(repr(name) in message for name in schedules.names())
+    assert "Did you mean 'partial-unfreeze'?" in message
 
 
 # --- Sharding --------------------------------------------------------------------------------
@@ -236,13 +240,13 @@ def test_sweep_starts_then_skips_and_records_provenance(light_yaml, tmp_path, ca
     names = names_of(sweep.expand(light_yaml))
     assert trainer.calls == [(n, False) for n in names]
     assert report.done == names and not report.skipped and report.exit_code == 0
-    assert all(sweep.run_status(runs_dir / n) == "finished" for n in names)
+    assert all(RunDir(runs_dir / n).status == "finished" for n in names)
     assert f"[3/5] {names[2]} ... started" in capsys.readouterr().out
 
     manifest = json.loads((runs_dir / sweep.SWEEP_FILE).read_text())
     assert manifest["sources"][0]["text"] == light_yaml.read_text()
     assert [r["name"] for r in manifest["runs"]] == names
-    assert manifest["runs"][0]["config"] == TrainConfig.load(runs_dir / names[0]).to_dict()
+    assert manifest["runs"][0]["config"] == RunDir(runs_dir / names[0]).read_config().to_dict()
 
     again = FakeTrainer()
     report = sweep.run_sweep(light_yaml, runs_dir, runner=again)
@@ -257,7 +261,7 @@ def test_killed_sweep_resumes_where_it_stopped(light_yaml, tmp_path, stop_with):
     killed = FakeTrainer(stop_at=3, stop_with=stop_with)
     with pytest.raises(stop_with):
         sweep.run_sweep(light_yaml, runs_dir, runner=killed)
-    assert [sweep.run_status(runs_dir / n) for n in names] == [
+    assert [RunDir(runs_dir / n).status for n in names] == [
         "finished", "finished", "unfinished", "new", "new"]
 
     trainer = FakeTrainer()
