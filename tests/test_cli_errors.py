@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from radtl import cli
 
-TINY = ["--dataset", "synthetic_lesions", "--backbone", "mobilenet_v2", "--weights", "none",
+TINY = ["--dataset", "synthetic_lesions", "--backbone", "vgg16", "--weights", "none",
         "--preprocessing", "native", "--image-size", "32", "--batch-size", "64", "--epochs", "1",
-        "--lr", "1e-3", "--precision", "float32", "--xla", "off", "--verbose", "0"]
+        "--lr", "1e-4", "--precision", "float32", "--xla", "off", "--verbose", "0"]
 
 
 @pytest.fixture(scope="module")
