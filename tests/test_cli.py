@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from cli_testing import TINY
+from cli_testing import radtl_data_dir
 from radtl import cli
 from radtl.rundir import RunDir
 
@@ -22,21 +24,12 @@ def run_status(path):
     return RunDir(path).status
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = ["--dataset", "synthetic_lesions", "--backbone", "vgg16", "--weights", "none",
-        "--preprocessing", "native", "--image-size", "32", "--batch-size", "64", "--epochs", "1",
-        "--lr", "1e-4", "--precision", "float32", "--xla", "off", "--verbose", "0"]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("tfds")
-    previous = os.environ.get("RADTL_DATA_DIR")
-    os.environ["RADTL_DATA_DIR"] = str(data_dir)
-    yield tmp_path_factory.mktemp("work")
-    if previous is None:
-        os.environ.pop("RADTL_DATA_DIR")
-    else:
-        os.environ["RADTL_DATA_DIR"] = previous
+    with radtl_data_dir(tmp_path_factory.mktemp("tfds")):
+        yield tmp_path_factory.mktemp("work")
 
 
 def invoke(*args):

@@ -1,28 +1,19 @@
 """Bad input through the command line: one `Error:` line, nothing created, nothing lost."""
 import os
 import stat
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from cli_testing import TINY
+from cli_testing import radtl_data_dir
 from radtl import cli
-
-TINY = ["--dataset", "synthetic_lesions", "--backbone", "vgg16", "--weights", "none",
-        "--preprocessing", "native", "--image-size", "32", "--batch-size", "64", "--epochs", "1",
-        "--lr", "1e-4", "--precision", "float32", "--xla", "off", "--verbose", "0"]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tfds")
-    previous = os.environ.get("RADTL_DATA_DIR")
-    os.environ["RADTL_DATA_DIR"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("RADTL_DATA_DIR")
-    else:
-        os.environ["RADTL_DATA_DIR"] = previous
+    with radtl_data_dir(tmp_path_factory.mktemp("tfds")) as path:
+        yield path
 
 
 def invoke(*args):
