@@ -8,7 +8,9 @@ trap 'rm -rf "$work"' EXIT
 "$checkout/.venv/bin/python" -m pip wheel --no-deps -q -w "$work/dist" "$checkout"
 python3.11 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip
-"$work/venv/bin/python" -m pip install -q "$work"/dist/radtl-*.whl
+wheel=("$work"/dist/radtl-*.whl)
+# The [test] extra brings pytest, which the checkout's HDF5 writer (tests/keras2_h5.py) imports.
+"$work/venv/bin/python" -m pip install -q "${wheel[0]}[test]"
 cd "$work"
 "$work/venv/bin/radtl" --help
 "$work/venv/bin/radtl" weights list | tee "$work/list.txt"
