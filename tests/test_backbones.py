@@ -47,7 +47,7 @@ def test_registry():
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match=r"resnet50.*Received: name='resnet51'$"):
+    with pytest.raises(ValueError, match=r"resnet50.*Received: backbone='resnet51'. Did you mean 'resnet50'\?$"):
         backbones.load_backbone("resnet51", None)
 
 

@@ -50,7 +50,7 @@ def test_errors():
         preprocessing.get("convnext_tiny", "imagenet", "official")
     with pytest.raises(ValueError, match=r"\['official', 'native'\]. Received: mode='caffe'$"):
         preprocessing.get("resnet50", "radimagenet", "caffe")
-    with pytest.raises(ValueError, match="Received: name='resnet'"):
+    with pytest.raises(ValueError, match="Received: backbone='resnet'"):
         preprocessing.get("resnet", "radimagenet", "official")
     with pytest.raises(ValueError, match="not available for `vgg16`"):
         preprocessing.get("vgg16", "radimagenet", "native")
