@@ -4,7 +4,8 @@ Modules (one concept each), imported on first use (`radtl.schedules` works after
 plain `import radtl`, and `import radtl` stays cheap until one is touched):
 `data`, `augmentation`, `preprocessing`, `backbones`, `weights`, `pretrained`,
 `heads`, `models`, `schedules`, `losses`, `precision`, `metrics`, `stats`, `config`,
-`rundir`, `train`, `sweep`, `analysis`, `plots`, `health`, `registry`.
+`rundir`, `train`, `sweep`, `analysis`, `plots`, `health`, `registry`, `similarity`,
+`activations`, `ensembles`.
 
 Saved models: the custom Keras objects a radtl model or checkpoint holds (the
 preprocessing layer, heads, losses, training metrics) are registered as soon as Keras
@@ -19,9 +20,9 @@ import sys
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "analysis", "augmentation", "backbones", "config", "data", "download", "health", "heads", "keras_metrics",
+    "activations", "analysis", "augmentation", "backbones", "config", "data", "download", "health", "heads", "keras_metrics",
     "losses", "metrics", "models", "plots", "precision", "preprocessing", "pretrained", "registry", "rundir",
-    "schedules", "stats", "sweep", "train", "weights",
+    "schedules", "similarity", "stats", "sweep", "train", "weights", "ensembles",
 )
 
 # Public name -> module that defines it.
