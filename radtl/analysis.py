@@ -96,7 +96,7 @@ class Run:
         metrics: dict, `metrics.json`: `monitor`, `best_epoch` (1-based), `best_value`
             and one `radtl.metrics.evaluate_predictions` report per evaluated split.
         history: DataFrame, one row per epoch (`epoch` 0-based, as CSVLogger; an epoch
-            logged twice keeps its last row).
+            logged twice keeps its last row); empty for an ensemble (`radtl.ensembles`).
     """
 
     rundir: RunDir
@@ -155,8 +155,10 @@ def load_run(run_dir) -> Run:
     """
     rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     rundir.require_finished()
-    return Run(rundir=rundir, config=rundir.read_config_dict(), resolved=rundir.read_resolved(),
-               metrics=rundir.read_metrics(), history=rundir.history())
+    resolved = rundir.read_resolved()
+    history = pd.DataFrame() if resolved.get("kind") == "ensemble" else rundir.history()  # ensembles train nothing
+    return Run(rundir=rundir, config=rundir.read_config_dict(), resolved=resolved,
+               metrics=rundir.read_metrics(), history=history)
 
 
 def _scan(runs_dir) -> dict[str, list[RunDir]]:
