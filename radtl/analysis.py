@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from radtl import metrics as metrics_lib
+from radtl import similarity
 from radtl import stats as stats_lib
 from radtl.plots import plot_boxplots
 from radtl.rundir import RunDir
@@ -376,7 +377,8 @@ def compare_runs(run_dirs: Iterable, *, split: str = "test", positive_class: int
             confidence_level=confidence_level, seed=seed)
         pairs.append({"run_a": labels[i], "run_b": labels[j],
                       "delong": metrics_lib._json_dataclass(delong),
-                      "bootstrap": _bootstrap_summary(boot)})
+                      "bootstrap": _bootstrap_summary(boot),
+                      "agreement": similarity.prediction_agreement(frames[i], frames[j])})
     adjusted = stats_lib.holm_adjust([pair["delong"]["p_value"] for pair in pairs])
     for pair, p in zip(pairs, adjusted):
         pair["p_value_holm"] = metrics_lib._json_float(p)
@@ -408,9 +410,13 @@ def format_comparison(result: dict) -> str:
         f"bootstrap {p['bootstrap']['method']} CI":
             f"{p['bootstrap']['lower']:.4f} to {p['bootstrap']['upper']:.4f}",
     } for p in result["pairs"]])
+    agreement = "\n\n".join(
+        f"{p['run_a']} vs {p['run_b']}:\n"
+        + similarity.format_agreement(p["agreement"], names=(p["run_a"], p["run_b"]))
+        for p in result["pairs"] if "agreement" in p)
     return (f"{result['split']} split: {result['n_cases']} images, {result['n_pos']} positive "
             f"(class {result['positive_class']}).\n\n{_markdown_table(runs)}\n\n"
-            f"{_markdown_table(pairs)}\n")
+            f"{_markdown_table(pairs)}\n" + (f"\n{agreement}\n" if agreement else ""))
 
 
 # ---------------------------------------------------------------------------------------

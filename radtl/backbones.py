@@ -75,6 +75,14 @@ class BackboneSpec:
             `weights="imagenet"` (EfficientNet; tensorflow/tensorflow#49930). radtl builds
             with `weights=None` and inserts the same layer for ImageNet weights.
         description: str. One line for listings.
+        stage_layers: tuple of str, one per block group, in the same order: the
+            canonical name (`canonical_layer_names`) of the layer whose 4-D output is
+            that group's output, the tensor the next group consumes (for the last
+            group, the feature map before global pooling), except that a stem is read
+            before its trailing max pool, as Juodelyte et al. (2023) read ResNet50 at
+            `conv1_relu`. A residual sum that is an operation, not a layer
+            (ConvNeXt's `inputs + x`), is named as canonical names name operations
+            (`add_2`: the third `Add`). Read by `radtl.activations.stage_layers`.
     """
 
     name: str
@@ -87,6 +95,7 @@ class BackboneSpec:
     radimagenet_file: str = None
     imagenet_extra_scale: tuple = None
     description: str = ""
+    stage_layers: tuple = ()
 
     @property
     def sources(self):
@@ -172,6 +181,8 @@ for _spec in (
             imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
             radimagenet_file="RadImageNet-ResNet50_notop.h5",
             description="ResNet50 v1 (He et al. 2016), 2048 features",
+            stage_layers=("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
+                          "conv5_block3_out"),
         ),
         BackboneSpec(
             name="densenet121",
@@ -189,6 +200,7 @@ for _spec in (
             imagenet_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
             radimagenet_file="RadImageNet-DenseNet121_notop.h5",
             description="DenseNet121 (Huang et al. 2017), 1024 features",
+            stage_layers=("conv1_relu", "pool2_pool", "pool3_pool", "pool4_pool", "relu"),
         ),
         BackboneSpec(
             name="inception_v3",
@@ -200,6 +212,7 @@ for _spec in (
             imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
             radimagenet_file="RadImageNet-InceptionV3_notop.h5",
             description="InceptionV3 (Szegedy et al. 2016), 2048 features",
+            stage_layers=("activation_4", "mixed2", "mixed3", "mixed7", "mixed8", "mixed10"),
         ),
         BackboneSpec(
             name="inception_resnet_v2",
@@ -213,6 +226,8 @@ for _spec in (
             ),
             radimagenet_file="RadImageNet-IRV2_notop.h5",
             description="InceptionResNetV2 (Szegedy et al. 2017), 1536 features",
+            stage_layers=("mixed_5b", "block35_10_ac", "mixed_6a", "block17_20_ac", "mixed_7a",
+                          "conv_7b_ac"),
         ),
         BackboneSpec(
             name="vgg16",
@@ -223,6 +238,7 @@ for _spec in (
             block_groups=_vgg_groups(),
             imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
             description="VGG16 (Simonyan & Zisserman 2015), 512 features",
+            stage_layers=tuple(f"block{i}_pool" for i in range(1, 6)),
         ),
         BackboneSpec(
             name="vgg19",
@@ -233,6 +249,7 @@ for _spec in (
             block_groups=_vgg_groups(),
             imagenet_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
             description="VGG19 (Simonyan & Zisserman 2015), 512 features",
+            stage_layers=tuple(f"block{i}_pool" for i in range(1, 6)),
         ),
         BackboneSpec(
             name="mobilenet_v2",
@@ -252,6 +269,8 @@ for _spec in (
                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
             ),
             description="MobileNetV2 alpha=1.0 (Sandler et al. 2018), 1280 features",
+            stage_layers=("expanded_conv_project_BN", "block_2_add", "block_5_add", "block_12_add",
+                          "out_relu"),
         ),
         BackboneSpec(
             name="efficientnet_b0",
@@ -267,6 +286,9 @@ for _spec in (
             imagenet_file="efficientnetb0_notop.h5",
             imagenet_extra_scale=_EFFICIENTNET_IMAGENET_SCALE,
             description="EfficientNetB0 (Tan & Le 2019), 1280 features",
+            stage_layers=("stem_activation", "block1a_project_bn", "block2b_add", "block3b_add",
+                          "block4c_add", "block5c_add", "block6d_add", "block7a_project_bn",
+                          "top_activation"),
         ),
         BackboneSpec(
             name="convnext_tiny",
@@ -277,6 +299,7 @@ for _spec in (
             block_groups=_convnext_groups("convnext_tiny"),
             imagenet_file="convnext_tiny_notop.h5",
             description="ConvNeXt-Tiny (Liu et al. 2022), 768 features",
+            stage_layers=("convnext_tiny_stem", "add_2", "add_5", "add_14", "add_17"),
         ),
 ):
     REGISTRY.register(_spec.name, _spec)

@@ -338,6 +338,72 @@ def compare(run_dirs, split, as_json):
         Path(as_json).write_text(json.dumps(result, indent=2) + "\n")
 
 
+_SIMILARITY_METHODS = {"pwcca": ("pwcca",), "svcca": ("svcca",), "cka": ("linear_cka",),
+                       "all": ("pwcca", "svcca", "linear_cka", "mean_cca")}
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="The images compared.")
+@click.option("--method", type=click.Choice(list(_SIMILARITY_METHODS)), default="all", show_default=True,
+              help="cka is linear CKA; all is PWCCA, SVCCA, linear CKA and the mean CCA.")
+@click.option("--at-init", is_flag=True, help="Also compare the starting backbones, and each run's start with its end.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where to write the CSV and PNG [default: beside RUN_A, in similarity-<A>-vs-<B>/].")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Random draws of positions and channels averaged per stage.")
+@click.option("--channels", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Channels drawn per stage and repeat (Juodelyte et al.: 64).")
+@click.option("--max-datapoints", type=click.IntRange(min=2), default=10_000, show_default=True,
+              help="Spatial positions drawn per stage (Juodelyte et al.: about 10,000).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def similarity(run_a, run_b, split, method, at_init, out, repeats, channels, max_datapoints, seed):
+    """Per-stage representation similarity (CCA, CKA) of two runs' backbones on the same images."""
+    from radtl import activations
+    from radtl import plots
+
+    out = Path(out) if out else Path(run_a).resolve().parent / f"similarity-{Path(run_a).name}-vs-{Path(run_b).name}"
+    try:
+        table = activations.compare_runs(run_a, run_b, split=split, methods=_SIMILARITY_METHODS[method],
+                                         at_init=at_init, repeats=repeats, channels=channels,
+                                         max_datapoints=max_datapoints, seed=seed, progress=click.echo)
+    except ValueError as err:  # runs on different data or backbones, too few datapoints
+        raise click.ClickException(str(err)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"similarity_{split}.csv", index=False)
+    png = plots.plot_similarity(table, out / f"similarity_{split}.png",
+                                title=f"A = {Path(run_a).name}, B = {Path(run_b).name} ({split})")
+    summary = table.pivot_table(index=["comparison", "stage_index", "stage"], columns="method",
+                                values="similarity", sort=False)
+    click.echo(summary.round(4).to_string())
+    click.echo(f"wrote {out / f'similarity_{split}.csv'} and {png}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="The ensemble's run directory (must not exist or be empty).")
+@click.option("--method", type=click.Choice(["mean", "weighted", "stacking"]), default="mean", show_default=True,
+              help="mean of the probabilities; weights or logistic stacking fitted on the validation predictions.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def ensemble(run_dirs, out, method, seed):
+    """Combine finished runs on the same test images into an ensemble run directory."""
+    from radtl import analysis
+    from radtl import ensembles
+
+    if len(run_dirs) < 2:
+        raise click.UsageError("ensemble needs at least two run directories.")
+    try:
+        metrics = ensembles.combine(list(run_dirs), out, method=method, seed=seed)
+    except ValueError as err:  # members on different images or classes
+        raise click.ClickException(str(err)) from None
+    click.echo(analysis.format_report(metrics["test"], "test"))
+    best = ensembles.best_member(list(run_dirs))
+    click.echo(f"ensemble run directory: {out}\nAgainst the best member by val AUC ({best}):")
+    click.echo(analysis.format_comparison(analysis.compare_runs([out, best])))
+
+
 @cli.command()
 @click.argument("runs_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Where to write the tables [default: RUNS_DIR].")

@@ -36,6 +36,7 @@ __all__ = [
     "plot_roc",
     "plot_reliability",
     "plot_boxplots",
+    "plot_similarity",
     "write_run_plots",
 ]
 
@@ -281,6 +282,38 @@ def plot_reliability(y_true, probs, path, n_bins: int = 15, *, title: str | None
     bottom.set(xlim=(0, 1), xlabel="confidence (max class probability)", ylabel="cases")
     bottom.legend(loc="upper left", fontsize=8)
     bottom.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_similarity(table: pd.DataFrame, path, *, title: str | None = None) -> Path:
+    """Similarity per backbone stage, one line per comparison, one panel per method.
+
+    Args:
+        table: DataFrame as `radtl.activations.compare_runs` returns: `stage`,
+            `stage_index`, `method`, `similarity`, `std`, `comparison`.
+        path: str or Path of the PNG to write.
+        title: str or None.
+
+    Returns:
+        The Path of the PNG.
+    """
+    methods = list(dict.fromkeys(table["method"]))
+    comparisons = list(dict.fromkeys(table["comparison"]))
+    fig, axes = _figure(1, len(methods), size=(4.5, 3.6))
+    for ax, method in zip(axes[0], methods):
+        for comparison, color in zip(comparisons, _colors(len(comparisons))):
+            rows = table[(table["method"] == method) & (table["comparison"] == comparison)].sort_values("stage_index")
+            ax.errorbar(rows["stage_index"], rows["similarity"], yerr=rows["std"], label=comparison, color=color,
+                        marker="o", capsize=3)
+        stages = table.drop_duplicates("stage_index").sort_values("stage_index")
+        ax.set_xticks(stages["stage_index"], stages["stage"], rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(method)
+        ax.set_ylabel("similarity")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 

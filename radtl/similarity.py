@@ -601,3 +601,15 @@ def format_agreement(result: dict, names=("run A", "run B")) -> str:
 
 
 # --- Activations from a model (stage_activations) ---
+# They need TensorFlow, so they live in `radtl.activations` and are reached from here
+# on first use: `radtl.similarity.stage_activations(...)` works and importing this
+# module stays free of TensorFlow.
+_FROM_ACTIVATIONS = ("stage_activations", "stage_layers", "compare_stages", "compare_runs")
+
+
+def __getattr__(name):
+    if name in _FROM_ACTIVATIONS:
+        import importlib
+
+        return getattr(importlib.import_module("radtl.activations"), name)
+    raise AttributeError(f"module 'radtl.similarity' has no attribute {name!r}")

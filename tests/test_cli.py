@@ -79,6 +79,24 @@ def test_train_evaluate_predict_compare(env):
     assert compared.exit_code == 0, compared.output
     assert "DeLong" in compared.output
     assert json.loads((env / "cmp.json").read_text())
+    assert "same predicted class, Cohen's kappa" in compared.output  # prediction agreement beside DeLong
+
+    similar = invoke("similarity", run_a, run_b, "--at-init", "--repeats", "1", "--channels", "8",
+                     "--max-datapoints", "200", "--out", env / "sim")
+    assert similar.exit_code == 0, similar.output
+    table = pd.read_csv(env / "sim" / "similarity_test.csv")
+    assert set(table["comparison"]) == {"fine-tuned A vs B", "initial A vs B", "A: initial vs fine-tuned",
+                                        "B: initial vs fine-tuned"}
+    assert list(dict.fromkeys(table["stage"])) == [f"block{k}_pool" for k in range(1, 6)]
+    assert table["similarity"].between(0, 1 + 1e-9).all()
+    assert (env / "sim" / "similarity_test.png").stat().st_size > 1000
+
+    ensembled = invoke("ensemble", run_a, run_b, "--out", env / "ens", "--method", "stacking")
+    assert ensembled.exit_code == 0, ensembled.output
+    assert "test AUC" in ensembled.output and "DeLong" in ensembled.output
+    summary = invoke("summarize", env, "--out", env / "summary")
+    assert summary.exit_code == 0, summary.output
+    assert "ens" in set(pd.read_csv(env / "summary" / "summary_runs.csv")["run"])
 
 
 def _wait_for(predicate, timeout, what):
