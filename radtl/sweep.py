@@ -257,10 +257,15 @@ def _check_fields(mapping, source, where, extra_keys=()):
 
 
 def _merge(into, changes):
-    """`into` updated with `changes`; the dict fields merge key by key."""
+    """`into` updated with `changes`; the dict fields merge key by key, and a dotted key
+    (`confounder.fraction`) sets one key of its dict field."""
     merged = dict(into)
     for key, value in changes.items():
-        merged[key] = {**merged[key], **value} if key in _DICT_FIELDS and key in merged else value
+        if "." in key:
+            field, sub = key.split(".", 1)
+            merged[field] = {**(merged.get(field) or {}), sub: value}
+        else:
+            merged[key] = {**merged[key], **value} if key in _DICT_FIELDS and key in merged else value
     return merged
 
 
@@ -289,12 +294,18 @@ def _parse(raw, source, parent=None):
     grid_raw = raw.get("grid") or {}
     if not isinstance(grid_raw, Mapping):
         _fail(source, "grid", f"must be a mapping of field -> list of values. Received: {grid_raw!r}")
-    _check_keys(grid_raw, _FIELDS, source, "grid")
+    _check_keys([key.split(".", 1)[0] for key in grid_raw], _FIELDS, source, "grid")
     grid = {}
     for field, values in grid_raw.items():
         if not isinstance(values, list) or not values:
             _fail(source, f"grid.{field}", f"must be a non-empty list of values. Received: {values!r}. "
                                            f"Write e.g. `{field}: [{values!r}]`")
+        if "." in field:  # one key of a dict field, e.g. `confounder.fraction`: checked with the whole config
+            if field.split(".", 1)[0] not in _DICT_FIELDS:
+                _fail(source, f"grid.{field}", f"only the dict fields {sorted(_DICT_FIELDS)} take a dotted key "
+                                               f"(field.key). Received: {field!r}")
+            grid[field] = list(values)
+            continue
         grid[field] = [_check_value(field, v, source, f"grid.{field}[{j}]") for j, v in enumerate(values)]
     scenarios_raw = raw.get("scenarios")
     scenarios = None
@@ -423,6 +434,7 @@ def _axes(sweep):
     first = [grid_axis(f) for f in _NAME_FIRST if f in sweep.grid]
     last = [grid_axis(f) for f in _NAME_LAST if f in sweep.grid]
     middle = [grid_axis(f) for f in _FIELDS if f in sweep.grid and f not in _NAME_FIRST + _NAME_LAST]
+    middle += [grid_axis(f) for f in sorted(sweep.grid) if "." in f]
     scenario = []
     if sweep.scenarios:
         scenario = [(_SCENARIO_AXIS, [(s["name"], {k: v for k, v in s.items() if k != "name"})
@@ -436,6 +448,8 @@ def _axis_part(axis, label, overrides, config) -> str:
     keys, not the options merged in from `base`."""
     if axis == _SCENARIO_AXIS:
         return _name_part(axis, label)
+    if "." in axis:
+        return _name_part(axis.split(".", 1)[1], overrides[axis])
     return _name_part(axis, overrides[axis] if axis in _DICT_FIELDS else getattr(config, axis))
 
 

@@ -465,3 +465,18 @@ def test_davila_has_the_eight_strategies():
     runs = sweep.expand(CONFIGS / "davila_8.yaml")
     assert {c.schedule for _, c in runs} == {"ft", "lp", "lp-ft", "g-lf", "g-fl", "l1-sp", "l2-sp", "auto-rgn"}
     assert len(runs) == 8 * 3 * 2 * 5
+
+
+def test_dotted_grid_keys_set_one_key_of_a_dict_field():
+    runs = sweep.expand({
+        "base": {"weights": None, "head": "mlp", "head_options": {"dropout": 0.5, "hidden_ratio": 0.5}},
+        "grid": {"head_options.dropout": [0.1, 0.3], "head_options.hidden_ratio": [1.0]},
+    })
+    assert [c.head_options for _, c in runs] == [{"dropout": 0.1, "hidden_ratio": 1.0},
+                                                 {"dropout": 0.3, "hidden_ratio": 1.0}]
+    assert [stem(n) for n in names_of(runs)] == ["dropout0.1-hidden_ratio1", "dropout0.3-hidden_ratio1"]
+
+
+def test_dotted_grid_keys_need_a_dict_field():
+    with pytest.raises(sweep.SweepConfigError, match="only the dict fields"):
+        sweep.expand({"grid": {"epochs.x": [1]}})
