@@ -39,6 +39,7 @@ from radtl import metrics as metrics_lib
 from radtl import similarity
 from radtl import stats as stats_lib
 from radtl.plots import plot_boxplots
+from radtl.plots import plot_metric_by
 from radtl.rundir import RunDir
 from radtl.rundir import labels_and_probs
 from radtl.rundir import probabilities
@@ -460,6 +461,18 @@ def _config_value(value: Any):
     return value
 
 
+def _flat_config(config: dict) -> dict:
+    """Config fields as table cells; a dict field becomes one `field.key` column per key
+    (e.g. `confounder.fraction`), so settings read, group and plot like other fields."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update({f"{key}.{sub}": _config_value(v) for sub, v in sorted(value.items())})
+        else:
+            flat[key] = _config_value(value)
+    return flat
+
+
 def _report_value(report: dict | None, paths) -> float:
     for path in paths:
         value = report
@@ -473,7 +486,7 @@ def _report_value(report: dict | None, paths) -> float:
 def _config_table(configs: list[dict], paths: list[Path], runs_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     """`run` (path relative to `runs_dir`) and the config fields that vary (not paths):
     settings first, then fold and seed; and the list of setting columns."""
-    configs = pd.DataFrame([{k: _config_value(v) for k, v in config.items()} for config in configs])
+    configs = pd.DataFrame([_flat_config(config) for config in configs])
     varying = [c for c in configs.columns
                if c not in _PATH_FIELDS and configs[c].astype(str).nunique() > 1]
     settings = [c for c in varying if c not in REPLICATE_FIELDS]
@@ -488,6 +501,16 @@ def _runs_table(runs: list[Run], runs_dir: Path) -> tuple[pd.DataFrame, list[str
     table, settings = _config_table([run.config for run in runs], [run.path for run in runs], runs_dir)
     for split, name in _RUN_TABLE_METRICS:
         table[f"{split}_{name}"] = [_report_value(run.metrics.get(split), _REPORT_FIELDS[name]) for run in runs]
+    # Extra test sets (e.g. `test_confounded_negatives` of a confounder run): their AUC.
+    extra = sorted({key for run in runs for key, value in run.metrics.items()
+                    if key.startswith("test_") and isinstance(value, dict) and "roc_auc" in value})
+    for key in extra:
+        table[f"{key}_auc"] = [_report_value(run.metrics.get(key), _REPORT_FIELDS["auc"]) for run in runs]
+    # Localisation scores (`radtl explain`): their means.
+    scores = sorted({name for run in runs for name in (run.metrics.get("localisation") or {}).get("mean", {})})
+    for name in scores:
+        table[f"localisation_{name}"] = [(run.metrics.get("localisation") or {}).get("mean", {}).get(name, math.nan)
+                                         for run in runs]
     table["best_epoch"] = [run.metrics.get("best_epoch", math.nan) for run in runs]
     return table, settings
 
@@ -502,6 +525,27 @@ def _failed_table(failed: list[RunDir], runs: list[Run], runs_dir: Path) -> pd.D
     table = table.iloc[len(runs):].reset_index(drop=True)
     failures = [_failure(rundir) for rundir in failed]
     return table.assign(kind=[f["kind"] for f in failures], reason=[f["reason"] for f in failures])
+
+
+def _confounder_tests(table: pd.DataFrame, factor: str | None, metrics: list[str]) -> pd.DataFrame:
+    """Per confounder fraction and metric, the two levels of `factor` (e.g. ImageNet vs
+    RadImageNet) compared with an unpaired permutation t-test over their runs (folds),
+    as "Source Matters" (Juodelyte et al. 2024) does. Empty unless `factor` has two levels."""
+    if factor is None or table[factor].nunique() != 2:
+        return pd.DataFrame()
+    level_a, level_b = list(dict.fromkeys(table[factor]))
+    rows = []
+    for fraction, group in table.groupby("confounder.fraction", sort=True):
+        for metric in metrics:
+            a = group.loc[group[factor] == level_a, metric].dropna()
+            b = group.loc[group[factor] == level_b, metric].dropna()
+            if len(a) < 2 or len(b) < 2:
+                continue
+            test = stats_lib.permutation_t_test(a, b)
+            rows.append({"confounder.fraction": fraction, "metric": metric, f"mean_{level_a}": a.mean(),
+                         f"mean_{level_b}": b.mean(), "n": f"{len(a)}+{len(b)}", "t": test.statistic,
+                         "permutation_p": test.p_value})
+    return pd.DataFrame(rows)
 
 
 def _setting_summary(table: pd.DataFrame, settings: list[str], metric_columns: list[str]) -> pd.DataFrame:
@@ -738,5 +782,18 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
     hue = next((f for f in _PREFERRED_HUE if f in compared), compared[0] if compared else None)
     paths["boxplot"] = plot_boxplots(table, out_dir / f"boxplot_{metric}.png", by=settings or None,
                                      metric=metric, hue=hue)
+    if "confounder.fraction" in table.columns:  # Source Matters: AUC against the confounder fraction
+        robustness = [c for c in table.columns if c.startswith("test_") and c.endswith("_auc") and c != "test_auc"]
+        tests = _confounder_tests(table, hue, ["test_auc", *robustness])
+        if not tests.empty:
+            paths["confounder_tests"] = out_dir / "confounder_tests.csv"
+            tests.to_csv(paths["confounder_tests"], index=False)
+            markdown += ("\n## Sources per confounder fraction (permutation t-test over runs, as Source Matters)\n\n"
+                         + _markdown_table(tests) + "\n")
+            paths["markdown"].write_text(markdown)
+        paths["confounder"] = plot_metric_by(
+            table.assign(**{"confounder.fraction": table["confounder.fraction"].astype(float)}),
+            out_dir / "auc_vs_confounder_fraction.png", x="confounder.fraction",
+            metrics=["test_auc", *robustness], hue=hue if hue != "confounder.fraction" else None)
     return SummaryResult(runs=table, summary=summary, comparisons=comparisons, paired=paired,
                          markdown=markdown, paths=paths, unfinished=unfinished, failed=failed)

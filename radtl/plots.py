@@ -37,6 +37,7 @@ __all__ = [
     "plot_reliability",
     "plot_boxplots",
     "plot_similarity",
+    "plot_metric_by",
     "write_run_plots",
 ]
 
@@ -312,6 +313,44 @@ def plot_similarity(table: pd.DataFrame, path, *, title: str | None = None) -> P
         ax.set_ylabel("similarity")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_metric_by(table: pd.DataFrame, path, *, x: str, metrics, hue: str | None = None,
+                   title: str | None = None) -> Path:
+    """Mean (+- sd over runs) of each metric against a numeric setting, one line per `hue` level.
+
+    E.g. AUC on the clean and the confounded test sets against the confounder fraction,
+    one line per pre-training source (Source Matters, Juodelyte et al. 2024, Fig. 3).
+
+    Args:
+        table: DataFrame, one row per run (`radtl.analysis.summarize`'s run table).
+        path: str or Path of the PNG to write.
+        x: str. Numeric column on the x axis (e.g. "confounder.fraction").
+        metrics: list of str. Columns plotted, one panel each.
+        hue: str or None. Column whose levels get a line each (e.g. "weights").
+        title: str or None.
+
+    Returns:
+        The Path of the PNG.
+    """
+    metrics = [m for m in metrics if m in table.columns]
+    levels = list(dict.fromkeys(table[hue])) if hue else [None]
+    fig, axes = _figure(1, len(metrics), size=(4.2, 3.4))
+    for ax, metric in zip(axes[0], metrics):
+        for level, color in zip(levels, _colors(len(levels))):
+            rows = table if level is None else table[table[hue] == level]
+            stats = rows.groupby(x)[metric].agg(["mean", "std"]).sort_index()
+            ax.errorbar(stats.index.astype(float), stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                        capsize=3, color=color, label=None if level is None else f"{hue}={level}")
+        ax.set_xlabel(x)
+        ax.set_ylabel(metric)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if hue:
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)

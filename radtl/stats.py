@@ -34,6 +34,8 @@ __all__ = [
     "BootstrapResult",
     "delong_test",
     "paired_permutation_test",
+    "permutation_t_test",
+    "PermutationTTestResult",
     "wilcoxon_signed_rank",
     "pair_results",
     "compare_paired",
@@ -219,6 +221,53 @@ class PermutationTestResult:
     n_resamples: int
     alternative: str
     seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PermutationTTestResult:
+    """Two-sample (unpaired) permutation t-test.
+
+    Attributes:
+        statistic: Welch-free Student t statistic of a vs b (negative: mean a < mean b).
+        p_value: two-sided permutation p-value.
+        n_a, n_b: sample sizes.
+        n_resamples: permutations drawn (all of them when fewer exist).
+        seed: seed of the permutations.
+    """
+
+    statistic: float
+    p_value: float
+    n_a: int
+    n_b: int
+    n_resamples: int
+    seed: int
+
+
+def permutation_t_test(a, b, *, n_resamples=10_000, seed=0) -> PermutationTTestResult:
+    """Unpaired two-sample t-test with a permutation p-value.
+
+    The test "Source Matters" (Juodelyte et al. 2024) uses to compare ImageNet with
+    RadImageNet per setting over 5 folds: `scipy.stats.ttest_ind(a, b,
+    permutations=10000)`. With 5 vs 5 values the smallest attainable p is 2/252 = 0.0079
+    (scipy enumerates all 252 splits when there are fewer than `n_resamples`).
+
+    Args:
+        a, b: 1-D array-likes of at least 2 finite values each.
+        n_resamples: int. Permutations drawn. Defaults to 10,000.
+        seed: int. Defaults to 0.
+
+    Returns:
+        A `PermutationTTestResult`.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim != 1 or x.size < 2 or not np.isfinite(x).all():
+            raise ValueError(f"`{name}` must be 1-D with at least 2 finite values. Received: {name}={x.tolist()!r}")
+    method = scipy.stats.PermutationMethod(n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    result = scipy.stats.ttest_ind(a, b, method=method)
+    return PermutationTTestResult(statistic=float(result.statistic), p_value=float(result.pvalue),
+                                  n_a=int(a.size), n_b=int(b.size), n_resamples=int(n_resamples), seed=int(seed))
 
 
 def paired_permutation_test(

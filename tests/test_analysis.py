@@ -496,3 +496,27 @@ def test_summary_errors(tmp_path, study):
         analysis.summarize(study, out_dir=tmp_path, metric="auc")
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="Cannot compare on 'fold'"):
         analysis.summarize(study, out_dir=tmp_path, compare="fold")
+
+
+def test_summarize_plots_auc_against_the_confounder_fraction(tmp_path):
+    runs = tmp_path / "runs"
+    for weights in ("imagenet", "radimagenet"):
+        for fraction in (0.0, 0.5, 1.0):
+            for fold in (1, 2):
+                path = make_run(runs, f"{weights}-f{fraction}-fold{fold}", weights=weights, fold=fold,
+                                confounder={"kind": "tag", "fraction": fraction})
+                run = RunDir(path)
+                metrics = run.read_metrics()
+                shortcut = 0.99 - fraction * (0.6 if weights == "imagenet" else 0.2) - 0.01 * fold  # falls with it
+                metrics["test_confounded_negatives"] = {"roc_auc": {"auc": shortcut}}
+                run.write_metrics(metrics)
+    result = analysis.summarize(runs, compare=["weights"])
+    table = result.runs
+    assert {"confounder.fraction", "test_confounded_negatives_auc"} <= set(table.columns)
+    row = table[(table["weights"] == "imagenet") & (table["confounder.fraction"] == 1.0)]
+    assert row["test_confounded_negatives_auc"].tolist() == pytest.approx([0.38, 0.37])
+    assert result.paths["confounder"].stat().st_size > 1000
+    tests = pd.read_csv(result.paths["confounder_tests"])
+    ood = tests[(tests["metric"] == "test_confounded_negatives_auc") & (tests["confounder.fraction"] == 1.0)]
+    assert ood["permutation_p"].item() == pytest.approx(1.0 / 3.0)  # 2 vs 2 runs: 6 splits, 2 as extreme
+    assert "Sources per confounder fraction" in result.markdown
