@@ -14,6 +14,11 @@ one dataset builder); it reads the TFDS metadata once and builds every split's p
   preprocessing layer, so they take these raw values);
 - labels: int32 class ids, shape (batch,), in the order of the dataset's ClassLabel.
 
+With `with_masks=True` (evaluation only, no `augment`) it yields `(images, labels, extras)`
+with `extras["mask"]` uint8 (batch, image_size, image_size) in {0, 1} (the lesion,
+resized "nearest") and `extras["has_mask"]` bool (batch,); `with_metadata=True` adds
+`filename` and `exam_id` to the same dict.
+
 Pipeline: read (files in a fixed order) -> decode -> resize (bilinear by default;
 "nearest" is what the official RadImageNet scripts' `flow_from_dataframe` does) ->
 cache (in memory, on the first pass, for splits that fit: decoding PNGs is the
@@ -58,7 +63,7 @@ if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
 
 __all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
            "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "names", "get", "open", "builder", "build", "build_command",
-           "load", "counts", "class_names", "decode_image"]
+           "load", "counts", "class_names", "decode_image", "decode_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -379,18 +384,42 @@ def decode_image(encoded, image_size: int, resize_method: str = "bilinear") -> t
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
-def _decode_and_resize(image_size: int, resize_method: str):
+def decode_mask(encoded, image_size: int) -> tf.Tensor:
+    """Decodes a stored lesion mask and resizes it like its image, with "nearest".
+
+    Args:
+        encoded: scalar string tensor, the mask's PNG bytes (the `mask` feature:
+            (H, W, 1), non-zero = lesion).
+        image_size: int. Output height and width in pixels.
+
+    Returns:
+        uint8 tensor of shape (image_size, image_size), 1 = lesion, 0 = background.
+        Nearest-neighbour resizing keeps it binary and picks the same source pixel
+        as `decode_image(..., resize_method="nearest")` does for the image.
+    """
+    import tensorflow as tf
+
+    mask = tf.io.decode_png(encoded, channels=1)
+    mask = tf.image.resize(mask, (image_size, image_size), method="nearest")
+    return tf.cast(mask[..., 0] > 0, tf.uint8)
+
+
+def _decode_and_resize(image_size: int, resize_method: str, with_masks: bool):
     import tensorflow as tf
 
     def fn(example):
-        return {"image": decode_image(example["image"], image_size, resize_method),
-                "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
-                "exam_id": example["exam_id"]}
+        decoded = {"image": decode_image(example["image"], image_size, resize_method),
+                   "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
+                   "exam_id": example["exam_id"]}
+        if with_masks:
+            decoded["mask"] = decode_mask(example["mask"], image_size)
+            decoded["has_mask"] = tf.cast(example["has_mask"], tf.bool)
+        return decoded
 
     return fn
 
 
-def _check_load_arguments(image_size, batch_size, augment, resize_method):
+def _check_load_arguments(image_size, batch_size, augment, resize_method, with_masks=False):
     """Keras-style checks of `load`'s arguments, before any TensorFlow op is built."""
     from radtl import augmentation
 
@@ -400,6 +429,14 @@ def _check_load_arguments(image_size, batch_size, augment, resize_method):
         raise ValueError("`augment` must be True, False or a `radtl.augmentation.AugmentConfig`. "
                          f"Received: augment={augment!r}")
     _check_resize_method(resize_method)
+    if not isinstance(with_masks, bool):
+        raise ValueError(f"`with_masks` must be True or False. Received: with_masks={with_masks!r}")
+    if with_masks and augment:
+        raise ValueError(
+            "`augment` must be False when `with_masks=True`: lesion masks are for evaluating "
+            "where a model looks (e.g. Grad-CAM against the lesion), on unaugmented images. "
+            f"Received: augment={augment!r}, with_masks=True. Fix: load the split twice, "
+            "with `augment` for training and with `with_masks=True` (no augment) for evaluation.")
 
 
 class DatasetFold:
@@ -446,6 +483,7 @@ class DatasetFold:
         cache: bool = True,
         resize_method: str = "bilinear",
         with_metadata: bool = False,
+        with_masks: bool = False,
     ) -> tf.data.Dataset:
         """A batched, prefetched `tf.data.Dataset` of one split of this fold.
 
@@ -467,43 +505,65 @@ class DatasetFold:
             resize_method: str. One of `RESIZE_METHODS`: "bilinear" (default) or
                 "nearest", the official RadImageNet scripts' choice (Keras
                 `flow_from_dataframe` loads with PIL nearest); see `decode_image`.
-            with_metadata: bool. Yield `(images, labels, metadata)` instead, where
-                metadata is a dict of string tensors `filename` and `exam_id`, shape (B,)
+            with_metadata: bool. Yield `(images, labels, extras)` instead, where
+                extras is a dict of string tensors `filename` and `exam_id`, shape (B,)
                 (for prediction files; not for `fit`, which reads a third element as
                 sample weights). Defaults to False.
+            with_masks: bool. Yield `(images, labels, extras)` where extras holds the
+                lesion segmentation: `mask`, uint8 (B, S, S) in {0, 1} (1 = lesion),
+                resized from the stored mask with "nearest" whatever `resize_method`
+                is, and `has_mask`, bool (B,) (False: no annotation, `mask` all 0,
+                e.g. radimagenet_breast built from the RadImageNet layout). With
+                `with_metadata` too, extras holds all four keys. Masks are for
+                evaluation: `augment` must then be False. Needs a dataset with masks
+                (`radimagenet_breast`, `synthetic_lesions`). Defaults to False.
 
         Returns:
-            `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,).
+            `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,);
+            or `(images, labels, extras)` with `with_metadata` or `with_masks` (above).
 
         Raises:
-            ValueError: an argument is out of range or of the wrong type.
+            ValueError: an argument is out of range or of the wrong type, `augment`
+                with `with_masks`, or `with_masks` on a dataset without masks.
 
         Example:
             >>> fold = open("synthetic_lesions")
             >>> ds = fold.load("train", image_size=64, batch_size=8, augment=True, seed=1)
             >>> images, labels = next(iter(ds))
+            >>> test = fold.load("test", image_size=64, batch_size=8, with_masks=True)
+            >>> images, labels, extras = next(iter(test))
+            >>> extras["mask"].shape, extras["has_mask"].shape
+            (TensorShape([8, 64, 64]), TensorShape([8]))
         """
         import tensorflow as tf
         import tensorflow_datasets as tfds
 
         from radtl import augmentation
 
-        _check_load_arguments(image_size, batch_size, augment, resize_method)
+        _check_load_arguments(image_size, batch_size, augment, resize_method, with_masks)
+        b = self.builder
+        has_masks = "mask" in b.info.features
+        if with_masks and not has_masks:
+            raise ValueError(
+                f"`with_masks` must be False for {self.name} (version {b.info.version}), which has no "
+                f"lesion masks. Received: with_masks=True. Fix: use a dataset with masks "
+                f"(radimagenet_breast, synthetic_lesions).")
         if augment is True:
             augment = augmentation.OFFICIAL
         if shuffle is None:
             shuffle = split == "train"
-        b = self.builder
+        # Masks stay encoded (and unread) unless asked for.
+        decoders = {key: tfds.decode.SkipDecoding() for key in ("image", "mask") if key in b.info.features}
         ds = b.as_dataset(
             split=split,
             shuffle_files=False,
-            decoders={"image": tfds.decode.SkipDecoding()},
+            decoders=decoders,
             read_config=tfds.ReadConfig(try_autocache=False),
         )
         options = tf.data.Options()
         options.deterministic = True
         ds = ds.with_options(options)
-        ds = ds.map(_decode_and_resize(image_size, resize_method), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_decode_and_resize(image_size, resize_method, with_masks), num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             ds = ds.cache()
         with _only_seed_matters():
@@ -528,9 +588,12 @@ class DatasetFold:
             image = tf.cast(example["image"], tf.float32)
             if preprocessing is not None:
                 image = preprocessing(image)
+            extras = {}
             if with_metadata:
-                return image, example["label"], {"filename": example["filename"], "exam_id": example["exam_id"]}
-            return image, example["label"]
+                extras.update(filename=example["filename"], exam_id=example["exam_id"])
+            if with_masks:
+                extras.update(mask=example["mask"], has_mask=example["has_mask"])
+            return (image, example["label"], extras) if extras else (image, example["label"])
 
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -596,6 +659,7 @@ def load(
     cache: bool = True,
     resize_method: str = "bilinear",
     with_metadata: bool = False,
+    with_masks: bool = False,
 ) -> tf.data.Dataset:
     """One split of one fold: `open(name, fold, data_dir).load(split, ...)`.
 
@@ -608,10 +672,11 @@ def load(
         ...           augment=True, seed=1)
         >>> images, labels = next(iter(ds))
     """
-    _check_load_arguments(image_size, batch_size, augment, resize_method)
+    _check_load_arguments(image_size, batch_size, augment, resize_method, with_masks)
     return open(name, fold, data_dir).load(
         split, image_size=image_size, batch_size=batch_size, preprocessing=preprocessing, augment=augment,
-        seed=seed, shuffle=shuffle, cache=cache, resize_method=resize_method, with_metadata=with_metadata)
+        seed=seed, shuffle=shuffle, cache=cache, resize_method=resize_method, with_metadata=with_metadata,
+        with_masks=with_masks)
 
 
 def counts(name: str, fold: int = 1, *, data_dir=None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from tfds_builders.radimagenet_common import ManualDataError, MissingFileError
 SIZE = 32
 REPO = Path(__file__).resolve().parent.parent
 BREAST_DUMMY = REPO / "tfds_builders" / "radimagenet_breast" / "dummy_data"
+ACL_DUMMY = REPO / "tfds_builders" / "radimagenet_acl" / "dummy_data"
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,50 @@ def test_unshuffled_split_follows_tfds_order_and_yields_the_stored_pixels(fold, 
     x, _, _ = next(iter(ds))
     first = next(iter(reference.as_numpy_iterator()))["image"]
     np.testing.assert_array_equal(x[0].numpy(), first.astype("float32"))  # stored at 128 px
+
+
+def test_with_masks_yields_the_stored_masks_resized_nearest_like_the_images(fold, data_dir):
+    ds = fold.load("test", image_size=SIZE, batch_size=8, resize_method="nearest", with_masks=True,
+                   with_metadata=True)
+    images, labels, extras = next(iter(ds))
+    assert sorted(extras) == ["exam_id", "filename", "has_mask", "mask"]
+    assert images.shape == (8, SIZE, SIZE, 3) and labels.shape == (8,)
+    assert extras["mask"].shape == (8, SIZE, SIZE) and extras["mask"].dtype.name == "uint8"
+    assert extras["has_mask"].shape == (8,) and extras["has_mask"].dtype.name == "bool"
+    stored = {e["filename"]: e for e in tfds.load("synthetic_lesions/fold1", split="test",
+                                                  data_dir=data_dir).take(8).as_numpy_iterator()}
+    step = 128 // SIZE  # Nearest with half-pixel centres takes source pixel step * i + step // 2.
+    for image, mask, has_mask, filename in zip(images.numpy(), extras["mask"].numpy(),
+                                                extras["has_mask"].numpy(), extras["filename"].numpy()):
+        example = stored[filename]
+        assert has_mask and example["has_mask"]
+        np.testing.assert_array_equal(image, example["image"][step // 2::step, step // 2::step])
+        np.testing.assert_array_equal(mask, example["mask"][step // 2::step, step // 2::step, 0])
+        assert set(np.unique(mask)) == {0, 1}
+    # Masks only: the extras hold just them; the module-level load passes the flag on.
+    only = radtl.data.load("synthetic_lesions", "test", image_size=SIZE, batch_size=8, data_dir=data_dir,
+                           with_masks=True)
+    _, _, masks_only = next(iter(only))
+    assert sorted(masks_only) == ["has_mask", "mask"]
+    np.testing.assert_array_equal(masks_only["mask"], extras["mask"])  # Nearest whatever resize_method.
+
+
+def test_with_masks_on_a_dataset_built_without_masks(tmp_path):
+    """radimagenet_breast from the RadImageNet layout: has_mask False, all-zero masks; ACL has none."""
+    breast = radtl.data.build("radimagenet_breast", 1, data_dir=tmp_path, manual_dir=BREAST_DUMMY)
+    assert str(breast.info.version) == "1.1.0"
+    batches = list(radtl.data.open("radimagenet_breast", 1, data_dir=tmp_path).load(
+        "test", image_size=SIZE, batch_size=4, with_masks=True))
+    assert sum(len(b[1]) for b in batches) == 2
+    for _, _, extras in batches:
+        assert not extras["has_mask"].numpy().any() and not extras["mask"].numpy().any()
+        assert extras["mask"].shape[1:] == (SIZE, SIZE)
+    radtl.data.build("radimagenet_acl", 1, data_dir=tmp_path, manual_dir=ACL_DUMMY)
+    acl = radtl.data.open("radimagenet_acl", 1, data_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"`with_masks` must be False for radimagenet_acl \(version .*\), which "
+                                         r"has no lesion masks\. Received: with_masks=True\. Fix: use a dataset"):
+        acl.load("test", image_size=SIZE, with_masks=True)
+    assert len(next(iter(acl.load("test", image_size=SIZE, batch_size=2)))) == 2
 
 
 def test_same_seed_gives_the_same_batches_epoch_after_epoch(fold):
@@ -295,6 +340,10 @@ def test_a_dataset_that_is_not_built_gets_the_exact_build_command(tmp_path):
     ({"augment": "yes please"}, "`augment` must be True, False or a `radtl.augmentation.AugmentConfig`. "
                                 "Received: augment='yes please'"),
     ({"resize_method": "nearst"}, r"`resize_method` must be one of \['bilinear', 'nearest'\]"),
+    ({"with_masks": "yes"}, "`with_masks` must be True or False. Received: with_masks='yes'"),
+    ({"with_masks": True, "augment": True},
+     r"`augment` must be False when `with_masks=True`: lesion masks are for evaluating .* Received: "
+     r"augment=True, with_masks=True\. Fix: load the split twice"),
 ])
 def test_bad_arguments_are_rejected_before_anything_is_built(kwargs, match, tmp_path):
     args = {"name": "synthetic_lesions", "split": "train", "data_dir": tmp_path, **kwargs}
@@ -306,6 +355,8 @@ def test_bad_arguments_are_rejected_before_anything_is_built(kwargs, match, tmp_
 def test_the_handle_validates_load_arguments(fold):
     with pytest.raises(ValueError, match="`resize_method` must be one of"):
         fold.load("val", resize_method="area")
+    with pytest.raises(ValueError, match="`augment` must be False when `with_masks=True`"):
+        fold.load("test", augment=augmentation.AugmentConfig(), with_masks=True)
 
 
 # ------------------------------------------------------------------------ build failures

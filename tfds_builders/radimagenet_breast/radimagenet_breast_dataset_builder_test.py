@@ -1,6 +1,7 @@
 """Tests of the radimagenet_breast builder: dummy data, the BUSI layout, the official folds, the CLI."""
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_busi_download_gives_the_same_examples_as_the_radimagenet_layout(
     images = _images(rt.all_rows(folds))
     radimagenet = rt.write_radimagenet_layout(tmp_path / "breast", images)
     busi = rt.write_busi_layout(tmp_path / "busi", images)
-    assert any(busi.glob("*/* (*)_mask_1.png"))  # Masks are there, and ignored.
+    assert any(busi.glob("*/* (*)_mask_1.png"))  # Masks are there (see the mask tests).
     from_png = rt.build(breast.Builder, radimagenet, tmp_path / "d1")
     from_busi = rt.build(
         breast.Builder, tmp_path / "busi" if busi_root == "parent" else busi, tmp_path / "d2"
@@ -58,6 +59,89 @@ def test_busi_download_gives_the_same_examples_as_the_radimagenet_layout(
             assert png[filename]["label"] == orig[filename]["label"] == SPEC.label_names.index(label)
             stem = filename[len("images/"):-len(".png")]
             assert png[filename]["exam_id"] == orig[filename]["exam_id"] == stem.encode()
+
+
+def _blob(shape, top, left, height, width, value=255):
+    """A (H, W) uint8 mask with one rectangle of `value`."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    mask[top:top + height, left:left + width] = value
+    return mask
+
+
+@pytest.fixture
+def busi_with_masks(tmp_path, monkeypatch):
+    """A BUSI download of 9 images (8 x 8 px) whose mask files are set per image.
+
+    Returns `(busi folder, folds, images, {filename: [mask pixels as written]})`.
+    """
+    folds = {1: {split: rows[:3] for split, rows in SHIPPED[1].items()}}
+    rt.write_split_lists(tmp_path / "splits", SPEC, folds)
+    monkeypatch.setattr(breast, "SPLITS_DIR", tmp_path / "splits")
+    images = _images(rt.all_rows(folds))
+    busi = rt.write_busi_layout(tmp_path, images)
+    for mask_file in busi.glob("*/*_mask*.png"):
+        mask_file.unlink()
+    shape = (8, 8)
+    written = {}
+    for i, filename in enumerate(sorted(images)):
+        cls, name = breast.busi_path(filename).split("/")
+        stem = name[: -len(".png")]
+        if i == 0:  # One lesion, mask stored as an RGB PNG.
+            masks = {"_mask": np.repeat(_blob(shape, 1, 1, 3, 2)[..., None], 3, axis=2)}
+        elif i == 1:  # Three lesions (overlapping), as BUSI's `_mask_1` / `_mask_2` cases.
+            masks = {"_mask": _blob(shape, 0, 0, 2, 2), "_mask_1": _blob(shape, 1, 1, 4, 4),
+                     "_mask_2": _blob(shape, 6, 5, 2, 3)}
+        elif i == 2:  # No mask file at all.
+            masks = {}
+        elif i == 3:  # An empty mask (normal images in BUSI), and a 0/1-valued second one.
+            masks = {"_mask": _blob(shape, 0, 0, 0, 0), "_mask_1": _blob(shape, 2, 3, 1, 5, value=1)}
+        else:
+            masks = {"_mask": _blob(shape, i % 5, i % 3, 2 + i % 4, 3)}
+        for suffix, pixels in masks.items():
+            rt.write_png(busi / cls / f"{stem}{suffix}.png", pixels)
+        written[filename] = list(masks.values())
+    return busi, folds, images, written
+
+
+def test_busi_masks_are_the_pixel_exact_union_of_their_files(busi_with_masks, tmp_path):
+    busi, folds, images, written = busi_with_masks
+    assert sum(len(m) > 1 for m in written.values()) == 2 and sum(not m for m in written.values()) == 1
+    builder = rt.build(breast.Builder, busi, tmp_path / "data")
+    assert str(builder.info.version) == "1.1.0"
+    seen = 0
+    for split, rows in folds[1].items():
+        for filename, example in rt.examples_by_filename(builder, split).items():
+            files = written[filename]
+            union = np.zeros((8, 8), dtype=np.uint8)
+            for pixels in files:
+                union |= (pixels if pixels.ndim == 2 else pixels[..., 0]) > 0
+            assert example["mask"].shape == (8, 8, 1) and example["mask"].dtype == np.uint8
+            np.testing.assert_array_equal(example["mask"][..., 0], union)
+            assert example["has_mask"] == bool(files)
+            seen += 1
+    assert seen == len(images) == 9
+
+
+def test_busi_mask_of_another_size_is_an_error_naming_both_files(busi_with_masks, tmp_path):
+    busi, _, images, _ = busi_with_masks
+    cls, name = breast.busi_path(sorted(images)[4]).split("/")
+    rt.write_png(busi / cls / name.replace(".png", "_mask_1.png"), np.zeros((8, 9), np.uint8))
+    with pytest.raises(
+        common.ManualDataError,
+        match=rf"{re.escape(name[:-4])}_mask_1.png: the mask is 9x8 px \(width x height\) but its "
+        rf"image .*{re.escape(name)} is 8x8 px\. Fix: replace the mask",
+    ):
+        rt.build(breast.Builder, busi, tmp_path / "data")
+    assert not list((tmp_path / "data").glob("**/*.tfrecord*"))
+
+
+def test_radimagenet_layout_has_no_masks(tmp_path):
+    builder = rt.build(breast.Builder, FOLDER / "dummy_data", tmp_path / "data")
+    for split in ("train", "val", "test"):
+        for example in rt.examples_by_filename(builder, split).values():
+            assert not example["has_mask"]
+            assert example["mask"].shape == example["image"].shape[:2] + (1,)
+            assert not example["mask"].any()
 
 
 def test_busi_layout_rejects_names_it_cannot_locate(tmp_path, monkeypatch):

@@ -283,6 +283,8 @@ def render_image(
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Renders one B-mode view of a lesion with a fresh pose, texture and speckle.
 
+    The lesion's outline is not returned; `render_view` returns it as well.
+
     Args:
         rng: Source of randomness for this view (pose, texture, speckle).
         lesion: The lesion, e.g. from `sample_lesion`.
@@ -295,6 +297,36 @@ def render_image(
         greyscale image replicated to three channels, values 0-255; `pose` holds this
         view's `shift_x_mm`, `shift_depth_mm` (+-3 mm), `tilt_deg` (+-8 degrees,
         added to the lesion's tilt) and `scale` (0.9-1.1, probe pressure and plane).
+
+    Raises:
+        ValueError: If `size` is smaller than 16.
+    """
+    image, _, pose = render_view(rng, lesion, tissue, size)
+    return image, pose
+
+
+def render_view(
+    rng: np.random.Generator,
+    lesion: LesionParams,
+    tissue: TissueParams,
+    size: int = 128,
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Renders one view as `render_image` does and returns the lesion's exact outline.
+
+    Args:
+        rng: Source of randomness for this view (pose, texture, speckle); the same
+            state gives the same image as `render_image`.
+        lesion: The lesion, e.g. from `sample_lesion`.
+        tissue: The anatomy, e.g. from `sample_tissue`.
+        size: Image height and width in pixels (>= 16).
+
+    Returns:
+        A tuple `(image, lesion_mask, pose)`: `image` and `pose` as in
+        `render_image`; `lesion_mask` is bool of shape (size, size), True where the
+        pixel's centre lies inside the lesion boundary (signed distance < 0, where
+        the soft mask that blends the lesion into the tissue exceeds 0.5), computed
+        from the very boundary the image was rendered with. Spicules count as lesion;
+        the echogenic halo outside the boundary does not.
 
     Raises:
         ValueError: If `size` is smaller than 16.
@@ -361,7 +393,7 @@ def render_image(
     grey = (level_db - (reference_db - _DYNAMIC_RANGE_DB)) / _DYNAMIC_RANGE_DB
     grey = np.clip(grey, 0.0, 1.0) ** 2.2 * 255.0
     image = np.round(grey).astype(np.uint8)
-    return np.repeat(image[:, :, None], 3, axis=2), pose
+    return np.repeat(image[:, :, None], 3, axis=2), distance_mm < 0.0, pose
 
 
 def simulate_case(
@@ -443,14 +475,35 @@ def render_patient_image(
     Raises:
         ValueError: If `view` is out of range.
     """
+    image, _, params = render_patient_view(patient, view, size)
+    return image, params
+
+
+def render_patient_view(
+    patient: Patient, view: int, size: int = 128
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Renders view `view` of a patient with its exact lesion outline.
+
+    Args:
+        patient: The patient, from `sample_patient`.
+        view: Index of the view, 0 <= view < patient.num_images.
+        size: Image height and width in pixels.
+
+    Returns:
+        `(image, lesion_mask, params)`: `image` and `params` are those of
+        `render_patient_image`; `lesion_mask` is bool (size, size), see `render_view`.
+
+    Raises:
+        ValueError: If `view` is out of range.
+    """
     if not 0 <= view < patient.num_images:
         raise ValueError(
             f"`view` must be in [0, {patient.num_images}) for patient {patient.patient_id}. "
             f"Received: view={view}"
         )
     rng = np.random.default_rng(patient.seed + (view,))
-    image, pose = render_image(rng, patient.lesion, patient.tissue, size)
-    return image, case_params(patient.lesion, patient.tissue, pose)
+    image, lesion_mask, pose = render_view(rng, patient.lesion, patient.tissue, size)
+    return image, lesion_mask, case_params(patient.lesion, patient.tissue, pose)
 
 
 def simulate_cohort(

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_builders import radimagenet_common
+from tfds_builders.radimagenet_breast import radimagenet_breast_dataset_builder as breast
 from tfds_builders.synthetic_lesions import lesion_simulator
 
 NUM_PATIENTS = 425
@@ -27,7 +28,7 @@ IMAGE_SIZE = 128
 """Height and width of every image, in pixels (40 mm field of view)."""
 
 COHORT_SEED = 20250101
-"""Seed of the simulated cohort for VERSION 1.0.0; changing it needs a new version."""
+"""Seed of the simulated cohort since VERSION 1.0.0; changing it needs a new version."""
 
 SPLIT_SEED = 2
 """Seed of the patient-level fold assignment."""
@@ -120,9 +121,12 @@ def _fold_configs() -> list[SyntheticLesionsConfig]:
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for synthetic_lesions (no download; generated on the fly)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: 425 simulated patients, 606 images of 128x128 px, five folds.",
+        "1.1.0": "Exact lesion masks: `mask` (uint8, 128 x 128 x 1, 1 where the pixel centre "
+        "lies inside the simulated lesion boundary) and `has_mask` (always True). Images, "
+        "labels, filenames and splits are identical to 1.0.0.",
     }
     BUILDER_CONFIGS = _fold_configs()
     DEFAULT_BUILDER_CONFIG_NAME = "fold1"
@@ -130,8 +134,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         """Returns the dataset metadata (description and citation from the folder)."""
         return self.dataset_info_from_configs(
-            # The same schema as the RadImageNet builders: image, label, filename, exam_id.
-            features=radimagenet_common.features(_LABELS),
+            # The schema of radimagenet_breast: image, label, filename, exam_id, mask, has_mask.
+            features=breast.features(),
             supervised_keys=("image", "label"),
             homepage="https://doi.org/10.1016/j.dib.2019.104863",
         )
@@ -153,15 +157,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(
         self, patients: list[tuple[lesion_simulator.Patient, list[str]]]
     ) -> Iterator[tuple[str, dict]]:
-        """Renders every view of the given patients; the key is the filename."""
+        """Renders every view of the given patients and its lesion mask; the key is the filename."""
         for patient, names in patients:
             for view, filename in enumerate(names):
-                image, _ = lesion_simulator.render_patient_image(patient, view, IMAGE_SIZE)
+                image, lesion_mask, _ = lesion_simulator.render_patient_view(patient, view, IMAGE_SIZE)
                 yield filename, {
                     "image": image,
                     "label": _LABELS[int(patient.lesion.malignant)],
                     "filename": filename,
                     "exam_id": patient.patient_id,
+                    "mask": lesion_mask[:, :, None].astype(np.uint8),
+                    "has_mask": True,
                 }
 
 

@@ -125,7 +125,8 @@ def _build(data_dir, fold, monkeypatch):
     return {
         split: sorted(
             (
-                (ex["filename"].decode(), ex["exam_id"].decode(), int(ex["label"]), ex["image"])
+                (ex["filename"].decode(), ex["exam_id"].decode(), int(ex["label"]), ex["image"],
+                 ex["mask"], bool(ex["has_mask"]))
                 for ex in tfds.as_numpy(builder.as_dataset(split=split))
             ),
             key=lambda row: row[0],
@@ -144,7 +145,7 @@ def test_built_fold_groups_patients_and_names_files_like_busi(tmp_path, monkeypa
     assert len({row[0] for row in rows}) == len(rows) == 29
     views_per_exam = collections.Counter(row[1] for row in rows)
     assert max(views_per_exam.values()) > 1
-    for filename, exam_id, label, image in rows:
+    for filename, exam_id, label, image, _, _ in rows:
         match = _FILENAME.match(filename)
         assert match, filename
         assert match.group(1) == ("benign", "malignant")[label]
@@ -164,6 +165,64 @@ def test_builds_are_byte_identical(tmp_path, monkeypatch):
         assert [r[:3] for r in first[split]] == [r[:3] for r in second[split]]
         for row_a, row_b in zip(first[split], second[split]):
             assert row_a[3].tobytes() == row_b[3].tobytes()
+            assert row_a[4].tobytes() == row_b[4].tobytes()
+
+
+# sha256 (first 16 hex digits) of `image.tobytes()` for views of the 1.0.0 cohort, computed
+# with the simulator of VERSION 1.0.0 (commit c5206bd, `render_patient_image(patient, view,
+# 128)`): version 1.1.0 added masks and must not change a pixel.
+_V100_IMAGE_SHA256 = {
+    (0, 0): "1dc01de0a784942a",
+    (0, 1): "31c389f58ecb6b14",
+    (1, 0): "9ca54a8b4ebf038a",
+    (1, 1): "a59521e3e2ab2c03",
+    (7, 0): "733c1f054d47e8a6",
+    (19, 0): "bf7a34ea060ed310",
+}
+
+
+def test_masks_are_the_simulated_lesions_and_images_are_unchanged_since_1_0_0(tmp_path, monkeypatch):
+    import hashlib
+
+    splits = _build(tmp_path, 1, monkeypatch)
+    stored = {row[0]: row for rows in splits.values() for row in rows}
+    patients = [lesion_simulator.sample_patient(i, builder_module.COHORT_SEED) for i in range(_SMALL_COHORT)]
+    names = builder_module._busi_filenames(patients)
+    checked = 0
+    for patient in patients:
+        for view, filename in enumerate(names[patient.index]):
+            _, _, _, image, mask, has_mask = stored[filename]
+            expected_image, lesion, _ = lesion_simulator.render_patient_view(patient, view, 128)
+            np.testing.assert_array_equal(image, expected_image)
+            assert has_mask and mask.shape == (128, 128, 1) and mask.dtype == np.uint8
+            np.testing.assert_array_equal(mask[..., 0], lesion.astype(np.uint8))
+            assert 0 < mask.sum() < mask.size  # A lesion, not the whole view.
+            if (patient.index, view) in _V100_IMAGE_SHA256:
+                digest = hashlib.sha256(image.tobytes()).hexdigest()[:16]
+                assert digest == _V100_IMAGE_SHA256[(patient.index, view)]
+                checked += 1
+    assert checked == len(_V100_IMAGE_SHA256)
+
+
+def test_lesion_mask_marks_the_dark_lesion():
+    """The mask is where the lesion was drawn: hypoechoic, darker than the tissue around it."""
+    patient = lesion_simulator.sample_patient(0, builder_module.COHORT_SEED)
+    image, lesion, params = lesion_simulator.render_patient_view(patient, 0, 128)
+    again, params_again = lesion_simulator.render_patient_image(patient, 0, 128)
+    np.testing.assert_array_equal(image, again)
+    assert params == params_again
+    grey = image[..., 0].astype(float)
+    rows, cols = np.nonzero(lesion)
+    ring = np.zeros_like(lesion)
+    ring[max(rows.min() - 6, 0):rows.max() + 7, max(cols.min() - 6, 0):cols.max() + 7] = True
+    ring &= ~lesion
+    assert grey[lesion].mean() < 0.5 * grey[ring].mean()
+    # Centre of the outline within 3 mm of the lesion's centre (+- the 3 mm pose shift).
+    pixel_mm = lesion_simulator.FIELD_OF_VIEW_MM / 128
+    centre_x = (cols.mean() + 0.5) * pixel_mm - lesion_simulator.FIELD_OF_VIEW_MM / 2
+    centre_depth = (rows.mean() + 0.5) * pixel_mm
+    assert abs(centre_x - params["center_x_mm"] - params["pose_shift_x_mm"]) < 3.0
+    assert abs(centre_depth - params["center_depth_mm"] - params["pose_shift_depth_mm"]) < 3.0
 
 
 def test_tfds_build_command_line(tmp_path):
