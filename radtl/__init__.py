@@ -5,7 +5,7 @@ plain `import radtl`, and `import radtl` stays cheap until one is touched):
 `data`, `augmentation`, `preprocessing`, `backbones`, `weights`, `pretrained`,
 `heads`, `models`, `schedules`, `losses`, `precision`, `metrics`, `stats`, `config`,
 `rundir`, `train`, `sweep`, `analysis`, `plots`, `health`, `registry`, `similarity`,
-`activations`, `ensembles`.
+`activations`, `ensembles`, `confounders`, `interpret`.
 
 Saved models: the custom Keras objects a radtl model or checkpoint holds (the
 preprocessing layer, heads, losses, training metrics) are registered as soon as Keras
@@ -20,7 +20,7 @@ import sys
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "analysis", "augmentation", "backbones", "config", "data", "download", "health", "heads", "keras_metrics",
+    "activations", "analysis", "augmentation", "backbones", "config", "confounders", "interpret", "data", "download", "health", "heads", "keras_metrics",
     "losses", "metrics", "models", "plots", "precision", "preprocessing", "pretrained", "registry", "rundir",
     "schedules", "similarity", "stats", "sweep", "train", "weights", "ensembles",
 )

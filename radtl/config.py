@@ -189,6 +189,11 @@ class TrainConfig:
         resize_method: str. "bilinear" (default) or "nearest" (what the official
             scripts' `flow_from_dataframe` does).
         augment: bool. The official RadImageNet augmentation on the training split.
+        confounder: dict. Empty for none, else a synthetic confounder of "Source
+            Matters" (Juodelyte et al. 2024) injected into a fraction of the positive
+            training images: `{"kind": "tag"|"lowpass"|"noise", "fraction": 0..1, ...options}`
+            (`radtl.confounders`); the run is then also tested with the confounder on
+            every negative (the inverted, out-of-distribution test) and every positive image.
         seed: int. Seeds weights, shuffling, augmentation and dropout (>= 0).
         precision: str. "auto", "float32", "mixed_float16" or "mixed_bfloat16".
         xla: str or bool. "auto", True or False.
@@ -223,6 +228,7 @@ class TrainConfig:
     image_size: int = 224
     resize_method: str = "bilinear"
     augment: bool = True
+    confounder: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     precision: str = "auto"
     xla: str | bool = "auto"
@@ -288,6 +294,14 @@ class TrainConfig:
         when built."""
         from radtl import models
         from radtl.registry import RunContext
+
+        if self.confounder:
+            from radtl import confounders
+
+            try:
+                self.confounder = confounders.check(self.confounder)
+            except ValueError as err:
+                raise ConfigError(f"`confounder`: {err}") from None
 
         try:  # backbone x weights x image size x preprocessing
             models.check_build_arguments(self.backbone, self.weights, image_size=self.image_size,

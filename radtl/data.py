@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
 
     from radtl import augmentation
 
-__all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
+__all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "Confounding", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
            "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "names", "get", "open", "builder", "build", "build_command",
            "load", "counts", "class_names", "decode_image", "decode_mask"]
 
@@ -404,11 +404,20 @@ def decode_mask(encoded, image_size: int) -> tf.Tensor:
     return tf.cast(mask[..., 0] > 0, tf.uint8)
 
 
-def _decode_and_resize(image_size: int, resize_method: str, with_masks: bool):
+def _decode_and_resize(image_size: int, resize_method: str, with_masks: bool, confounding=None):
     import tensorflow as tf
 
+    confound = _confound_fn(confounding) if confounding is not None else None
+
     def fn(example):
-        decoded = {"image": decode_image(example["image"], image_size, resize_method),
+        if confound is None:
+            image = decode_image(example["image"], image_size, resize_method)
+        else:  # the confounder goes into the stored image, before resizing
+            image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
+            image = confound(image, example["filename"])
+            image = tf.image.resize(image, (image_size, image_size), method=resize_method)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        decoded = {"image": image,
                    "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
                    "exam_id": example["exam_id"]}
         if with_masks:
@@ -437,6 +446,55 @@ def _check_load_arguments(image_size, batch_size, augment, resize_method, with_m
             "where a model looks (e.g. Grad-CAM against the lesion), on unaugmented images. "
             f"Received: augment={augment!r}, with_masks=True. Fix: load the split twice, "
             "with `augment` for training and with `with_masks=True` (no augment) for evaluation.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Confounding:
+    """A synthetic confounder put into some images of a split as they are decoded.
+
+    Applied to the stored image before it is resized (the confounded images of "Source
+    Matters" are files that the pipeline then resizes), with a per-image seed derived
+    from `seed` and the image's filename, so an image is confounded the same way in
+    every epoch and every run with that seed.
+
+    Attributes:
+        kind: str. A `radtl.confounders.KINDS` name ("tag", "lowpass", "noise").
+        options: dict. The kind's options (`radtl.confounders.check` fills defaults).
+        filenames: frozenset of str. The images (`filename` feature) that get it.
+        seed: int. Seeds the per-image randomness (noise).
+    """
+
+    kind: str
+    options: dict
+    filenames: frozenset
+    seed: int = 0
+
+
+def _confound_fn(confounding: Confounding):
+    """(uint8 image (H, W, 3), filename) -> the image, confounded when its filename is selected."""
+    import zlib
+
+    import tensorflow as tf
+
+    from radtl import confounders
+
+    keys = sorted(confounding.filenames)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys or [""], tf.string),
+                                            tf.constant([1] * len(keys) or [0], tf.int32)), default_value=0)
+
+    def apply(image, filename):
+        image_seed = confounders.image_seed(confounding.seed, zlib.crc32(filename))
+        return confounders.apply(confounding.kind, image, seed=image_seed, **confounding.options)
+
+    def fn(image, filename):
+        def confound():
+            out = tf.numpy_function(apply, [image, filename], tf.uint8, stateful=False)
+            return tf.ensure_shape(out, [None, None, 3])
+
+        return tf.cond(table.lookup(filename) > 0, confound, lambda: image)
+
+    return fn
 
 
 class DatasetFold:
@@ -484,6 +542,7 @@ class DatasetFold:
         resize_method: str = "bilinear",
         with_metadata: bool = False,
         with_masks: bool = False,
+        confounding: Confounding | None = None,
     ) -> tf.data.Dataset:
         """A batched, prefetched `tf.data.Dataset` of one split of this fold.
 
@@ -517,6 +576,9 @@ class DatasetFold:
                 `with_metadata` too, extras holds all four keys. Masks are for
                 evaluation: `augment` must then be False. Needs a dataset with masks
                 (`radimagenet_breast`, `synthetic_lesions`). Defaults to False.
+            confounding: `Confounding` or None. A synthetic confounder put into the
+                listed images before resizing (`radtl.confounders`; "Source Matters").
+                Defaults to None.
 
         Returns:
             `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,);
@@ -563,7 +625,8 @@ class DatasetFold:
         options = tf.data.Options()
         options.deterministic = True
         ds = ds.with_options(options)
-        ds = ds.map(_decode_and_resize(image_size, resize_method, with_masks), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_decode_and_resize(image_size, resize_method, with_masks, confounding),
+                    num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             ds = ds.cache()
         with _only_seed_matters():
@@ -597,6 +660,23 @@ class DatasetFold:
 
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def labels(self, split: str) -> tuple[list[str], np.ndarray]:
+        """Filenames and labels of one split, in stored order (images are not decoded).
+
+        Returns:
+            (filenames: list of str, labels: int64 array (N,)).
+        """
+        import tensorflow_datasets as tfds
+
+        ds = self.builder.as_dataset(split=split, shuffle_files=False,
+                                     decoders={k: tfds.decode.SkipDecoding() for k in ("image", "mask")
+                                               if k in self.builder.info.features})
+        filenames, labels = [], []
+        for example in ds.map(lambda e: (e["filename"], e["label"])).as_numpy_iterator():
+            filenames.append(example[0].decode())
+            labels.append(int(example[1]))
+        return filenames, np.asarray(labels, dtype=np.int64)
 
     def counts(self) -> pd.DataFrame:
         """Number of examples per split and class (reads every label once).

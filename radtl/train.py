@@ -21,7 +21,11 @@ The recipe, top to bottom (what `radtl train` does):
    (`failed.json`, with the reason) instead of reporting an AUC.
 6. Predict the val and test splits with the best checkpoint; write predictions, plots
    and `metrics.json` (last); only then delete the backup, so a kill at any point
-   resumes without losing epochs.
+   resumes without losing epochs. A run with a `confounder` (Source Matters) trains
+   with it in a seeded fraction of the positive training and validation images and is
+   also tested with it on every negative (`test_confounded_negatives`, the inverted,
+   out-of-distribution test) and every positive test image (`test_confounded_positives`);
+   `test_clean` is the plain test set.
 
 Files: `radtl.rundir.RunDir`. A run directory is never overwritten: starting a run
 into a directory that holds one is an error unless `resume=True`, and resuming checks
@@ -326,9 +330,9 @@ def _chance_loss(config: TrainConfig, context: RunContext) -> float:
 
 # ---------------------------------------------------------------------------- predict
 
-def _predict_split(model, config: TrainConfig, dataset, split: str) -> pd.DataFrame:
+def _predict_split(model, config: TrainConfig, dataset, split: str, confounding=None) -> pd.DataFrame:
     ds = dataset.load(split, image_size=config.image_size, batch_size=config.batch_size,
-                      resize_method=config.resize_method, with_metadata=True)
+                      resize_method=config.resize_method, with_metadata=True, confounding=confounding)
     frames = []
     for images, labels, meta in ds:
         probs = np.asarray(model(images, training=False), dtype=np.float64)
@@ -339,6 +343,28 @@ def _predict_split(model, config: TrainConfig, dataset, split: str) -> pd.DataFr
             frame[f"prob_{name}"] = probs[:, k]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+#: Test sets of a run with a confounder: metrics key -> which test images get it.
+CONFOUNDED_TEST_SETS = {"test_confounded_negatives": "negatives", "test_confounded_positives": "positives"}
+
+
+def _confounding(config: TrainConfig, dataset, split: str, which: str = "fraction"):
+    """The `Confounding` of one split: a seeded `fraction` of its positives (training and
+    validation, as the confounded training data of "Source Matters"), or all its
+    "negatives" / "positives" (the test sets). None when the run has no confounder."""
+    if not config.confounder:
+        return None
+    from radtl import confounders
+
+    spec = dict(config.confounder)
+    kind, fraction = spec.pop("kind"), spec.pop("fraction")
+    filenames, labels = dataset.labels(split)
+    if which == "fraction":
+        chosen = confounders.select(labels, fraction, seed=config.seed)
+    else:
+        chosen = labels == (1 if which == "positives" else 0)
+    return data_lib.Confounding(kind, spec, frozenset(np.asarray(filenames)[chosen].tolist()), seed=config.seed)
 
 
 def _load_best(run: RunDir) -> keras.Model:
@@ -398,9 +424,10 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     strategy = _strategy()
     names = dataset.class_names
     train_ds = dataset.load("train", image_size=config.image_size, batch_size=config.batch_size,
-                            augment=config.augment, seed=config.seed, resize_method=config.resize_method)
+                            augment=config.augment, seed=config.seed, resize_method=config.resize_method,
+                            confounding=_confounding(config, dataset, "train"))
     val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
-                          resize_method=config.resize_method)
+                          resize_method=config.resize_method, confounding=_confounding(config, dataset, "val"))
     steps_per_epoch = math.ceil(dataset.split_sizes["train"] / config.batch_size)
     if status == "new":
         run.write_config(config.to_dict(), {
@@ -449,13 +476,23 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
         model = _load_best(run)
         for split in ("val", "test"):
             progress(f"Predicting the {split} split with the best checkpoint (epoch {metrics['best_epoch']}) ...")
-            predictions = _predict_split(model, config, dataset, split)
+            # Validation as trained (a confounder in a fraction of its positives); test clean.
+            predictions = _predict_split(model, config, dataset, split,
+                                         _confounding(config, dataset, split) if split == "val" else None)
             run.write_predictions(split, predictions)
             failure = health.check_predictions(probabilities(predictions), split)
             if failure is not None:
                 break
             metrics[split] = metrics_lib.evaluate_predictions(predictions["label"].to_numpy(),
                                                               probabilities(predictions))
+    if failure is None and config.confounder:
+        metrics["test_clean"] = metrics["test"]
+        for key, which in CONFOUNDED_TEST_SETS.items():
+            progress(f"Predicting the test split with the confounder on all {which} ...")
+            predictions = _predict_split(model, config, dataset, "test", _confounding(config, dataset, "test", which))
+            run.write_predictions(key, predictions)
+            metrics[key] = metrics_lib.evaluate_predictions(predictions["label"].to_numpy(),
+                                                            probabilities(predictions))
     if failure is not None:
         run.write_failure(failure.kind, failure.reason)
         shutil.rmtree(run.file("backup"), ignore_errors=True)

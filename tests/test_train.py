@@ -211,3 +211,24 @@ def test_a_kill_after_the_last_epoch_resumes_without_training_again(config, tmp_
     assert list(run.history()["epoch"]) == [0, 1]
     assert list(pd.read_csv(run.file("history"))["epoch"]) == [0, 1]  # no duplicated rows
     assert metrics["best_epoch"] in (1, 2) and not run.file("backup").exists()
+
+
+def test_a_tag_confounder_in_every_positive_is_learnt_as_a_shortcut(config, tmp_path):
+    # Source Matters' design at a tiny size: the tag in all malignant training images, then
+    # the tag on every benign test image (the inverted test). A run with fraction 0 gets the
+    # same three test sets without having seen the shortcut.
+    tag = {"kind": "tag", "size": 0.3, "position": [0.3, 0.3]}
+    shortcut = config.replace(augment=False, batch_size=32, preprocessing="native",
+                              confounder={**tag, "fraction": 1.0})
+    metrics = train.run(shortcut, tmp_path / "shortcut", verbose=0)
+    assert set(train.CONFOUNDED_TEST_SETS) | {"test_clean"} <= set(metrics)
+    clean = metrics["test_clean"]["roc_auc"]["auc"]
+    inverted = metrics["test_confounded_negatives"]["roc_auc"]["auc"]
+    assert inverted < clean - 0.3, (clean, inverted)
+    assert metrics["test_confounded_positives"]["roc_auc"]["auc"] > clean
+    recorded = RunDir(tmp_path / "shortcut").read_config().confounder
+    assert recorded["fraction"] == 1.0 and recorded["letter"] == "R"  # defaults recorded
+    assert (tmp_path / "shortcut" / "predictions_test_confounded_negatives.csv").is_file()
+
+    baseline = train.run(shortcut.replace(confounder={**tag, "fraction": 0.0}), tmp_path / "baseline", verbose=0)
+    assert baseline["test_confounded_negatives"]["roc_auc"]["auc"] > baseline["test_clean"]["roc_auc"]["auc"] - 0.1
