@@ -380,12 +380,36 @@ def compare_runs(run_dirs: Iterable, *, split: str = "test", positive_class: int
                       "delong": metrics_lib._json_dataclass(delong),
                       "bootstrap": _bootstrap_summary(boot),
                       "agreement": similarity.prediction_agreement(frames[i], frames[j])})
+    for pair, (i, j) in zip(pairs, itertools.combinations(range(len(runs)), 2)):
+        localisation = _compare_localisation(runs[i].rundir, runs[j].rundir, split, seed=seed)
+        if localisation is not None:
+            pair["localisation"] = localisation
     adjusted = stats_lib.holm_adjust([pair["delong"]["p_value"] for pair in pairs])
     for pair, p in zip(pairs, adjusted):
         pair["p_value_holm"] = metrics_lib._json_float(p)
     return {"split": split, "n_cases": int(y.size), "n_pos": int(y_pos.sum()),
             "positive_class": int(positive_class), "runs": summary_runs, "pairs": pairs,
             "correction": "holm"}
+
+
+def _compare_localisation(run_a: RunDir, run_b: RunDir, split: str, *, seed: int = 0) -> dict | None:
+    """Paired comparison of two runs' per-image localisation scores (`radtl explain`) on
+    the images both scored: mean difference of each score with a paired permutation test.
+    None unless both runs have `localisation_{split}.csv`."""
+    paths = [run.file("localisation", split=split) for run in (run_a, run_b)]
+    if not all(path.is_file() for path in paths):
+        return None
+    a, b = (pd.read_csv(path, dtype={"filename": str}).set_index("filename") for path in paths)
+    scores = [c for c in ("dice", "iou", "energy_pointing_game", "pointing_game") if c in a and c in b]
+    both = a[scores].join(b[scores], lsuffix="_a", rsuffix="_b", how="inner").dropna()
+    result = {"n": int(len(both))}
+    for score in scores:
+        if len(both) < 2:
+            break
+        test = stats_lib.paired_permutation_test(both[f"{score}_a"], both[f"{score}_b"], seed=seed)
+        result[score] = {"mean_a": float(both[f"{score}_a"].mean()), "mean_b": float(both[f"{score}_b"].mean()),
+                         "mean_difference": float(test.mean_difference), "permutation_p": float(test.p_value)}
+    return result
 
 
 def _markdown_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
@@ -415,6 +439,13 @@ def format_comparison(result: dict) -> str:
         f"{p['run_a']} vs {p['run_b']}:\n"
         + similarity.format_agreement(p["agreement"], names=(p["run_a"], p["run_b"]))
         for p in result["pairs"] if "agreement" in p)
+    localisation = pd.DataFrame([
+        {"run_a": p["run_a"], "run_b": p["run_b"], "score": score, "n": p["localisation"]["n"], **values}
+        for p in result["pairs"] if "localisation" in p
+        for score, values in p["localisation"].items() if isinstance(values, dict)])
+    if not localisation.empty:
+        agreement += ("\n\nLocalisation (Grad-CAM against the lesion masks, paired permutation test):\n\n"
+                      + _markdown_table(localisation))
     return (f"{result['split']} split: {result['n_cases']} images, {result['n_pos']} positive "
             f"(class {result['positive_class']}).\n\n{_markdown_table(runs)}\n\n"
             f"{_markdown_table(pairs)}\n" + (f"\n{agreement}\n" if agreement else ""))

@@ -338,6 +338,32 @@ def compare(run_dirs, split, as_json):
         Path(as_json).write_text(json.dumps(result, indent=2) + "\n")
 
 
+@cli.command()
+@_run_dir_argument
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Images in the grid.")
+@click.option("--layer", default=None, help="Target layer [default: the backbone's last stage].")
+@click.option("--method", type=click.Choice(["grad_cam", "grad_cam_plus_plus"]), default="grad_cam",
+              show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Map threshold of Dice and IoU.")
+def explain(run_dir, split, n, layer, method, threshold):
+    """Grad-CAM maps of a run, scored against the lesion masks (Dice, IoU, pointing game)."""
+    from radtl import interpret
+
+    result = interpret.explain_run(run_dir, split=split, n=n, layer=layer, method=method, threshold=threshold,
+                                   progress=click.echo)
+    if result["n"]:
+        for name, value in result["mean"].items():
+            ci = result["ci95"].get(name)
+            interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+            click.echo(f"{name}: {value:.3f}{interval}")
+        click.echo(f"over {result['n']} {split} images with a lesion mask")
+    else:
+        click.echo(f"No {split} image has a lesion mask: maps drawn, nothing scored.")
+    click.echo(f"wrote {Path(run_dir) / f'localisation_{split}.csv'} and {Path(run_dir) / 'plots' / f'explain_{split}.png'}")
+
+
 _SIMILARITY_METHODS = {"pwcca": ("pwcca",), "svcca": ("svcca",), "cka": ("linear_cka",),
                        "all": ("pwcca", "svcca", "linear_cka", "mean_cca")}
 

@@ -38,6 +38,7 @@ __all__ = [
     "plot_boxplots",
     "plot_similarity",
     "plot_metric_by",
+    "plot_explanations",
     "write_run_plots",
 ]
 
@@ -353,6 +354,35 @@ def plot_metric_by(table: pd.DataFrame, path, *, x: str, metrics, hue: str | Non
             ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_explanations(images, cams, masks, titles, path, *, columns: int = 4) -> Path:
+    """A grid of images with their Grad-CAM map overlaid and the lesion mask outlined.
+
+    Args:
+        images: (N, H, W, 3) uint8 images.
+        cams: (N, H, W) maps in [0, 1].
+        masks: (N, H, W) {0, 1} masks (all 0: no outline).
+        titles: N strings (e.g. the true label and the predicted probability).
+        path: str or Path of the PNG to write.
+        columns: int. Tiles per row. Defaults to 4.
+
+    Returns:
+        The Path of the PNG.
+    """
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = _figure(rows, min(columns, max(n, 1)), size=(2.4, 2.5))
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k >= n:
+            continue
+        ax.imshow(images[k])
+        ax.imshow(cams[k], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        if np.asarray(masks[k]).any():
+            ax.contour(masks[k], levels=[0.5], colors="white", linewidths=1.0)
+        ax.set_title(titles[k], fontsize=7)
     return _save(fig, path)
 
 

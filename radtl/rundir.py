@@ -10,6 +10,7 @@ A run directory holds (names in `RunDir.FILES`):
 | `backup/` | each epoch | resume state while the run is unfinished |
 | `predictions_{split}.csv` | at the end | filename, exam_id, label, prob_<class>... |
 | `metrics.json` | last | `monitor`, `best_epoch`, `best_value`, one report per split |
+| `localisation_{split}.csv` | by `radtl explain` | per-image Grad-CAM localisation scores |
 | `failed.json` | on failure | `{"kind": "diverged"|"collapsed"|..., "reason": "..."}` |
 | `error.txt` | by sweeps | the traceback of an attempt that crashed |
 | `plots/`, `tensorboard/` | | figures and TensorBoard logs |
@@ -114,6 +115,7 @@ class RunDir:
         "predictions": "predictions_{split}.csv",
         "metrics": "metrics.json",
         "failure": "failed.json",
+        "localisation": "localisation_{split}.csv",
         "error": "error.txt",
         "tensorboard": "tensorboard",
         "plots": "plots",

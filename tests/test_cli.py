@@ -91,6 +91,19 @@ def test_train_evaluate_predict_compare(env):
     assert table["similarity"].between(0, 1 + 1e-9).all()
     assert (env / "sim" / "similarity_test.png").stat().st_size > 1000
 
+    for run in (run_a, run_b):  # VGG16's last stage is 1 x 1 at 32 px: explain a 4 x 4 one
+        explained = invoke("explain", run, "--layer", "block3_pool", "--n", "4")
+        assert explained.exit_code == 0, explained.output
+        assert "dice:" in explained.output and "95% CI" in explained.output
+    scores = pd.read_csv(run_a / "localisation_test.csv")
+    assert scores["has_mask"].all() and scores["dice"].between(0, 1).all()  # the simulated lesions' masks
+    localisation = json.loads((run_a / "metrics.json").read_text())["localisation"]
+    assert localisation["n"] == len(scores) and localisation["layer"] == "block3_pool"
+    assert localisation["mean"]["dice"] == pytest.approx(scores["dice"].mean())
+    assert (run_a / "plots" / "explain_test.png").stat().st_size > 1000
+    compared = invoke("compare", run_a, run_b)
+    assert "Localisation (Grad-CAM against the lesion masks" in compared.output, compared.output
+
     ensembled = invoke("ensemble", run_a, run_b, "--out", env / "ens", "--method", "stacking")
     assert ensembled.exit_code == 0, ensembled.output
     assert "test AUC" in ensembled.output and "DeLong" in ensembled.output
