@@ -480,3 +480,11 @@ def test_dotted_grid_keys_set_one_key_of_a_dict_field():
 def test_dotted_grid_keys_need_a_dict_field():
     with pytest.raises(sweep.SweepConfigError, match="only the dict fields"):
         sweep.expand({"grid": {"epochs.x": [1]}})
+
+
+def test_shipped_source_matters_grid_varies_the_confounder_fraction():
+    runs = sweep.expand(CONFIGS / "source_matters_breast.yaml")
+    assert len(runs) == 2 * 6 * 5
+    assert {c.confounder["fraction"] for _, c in runs} == {0.0, 0.1, 0.2, 0.5, 0.8, 1.0}
+    assert {c.confounder["kind"] for _, c in runs} == {"tag"}
+    assert {(c.weights, c.preprocessing) for _, c in runs} == {("imagenet", "native"), ("radimagenet", "official")}
