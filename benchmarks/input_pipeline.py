@@ -10,10 +10,18 @@ images from radtl's lesion simulator at BUSI-like sizes), builds it with the
   zoom_range=0.1, horizontal_flip=True).flow_from_dataframe(...)`, as in
   `breast/breast_train.py` of the RadImageNet repository;
 - radtl: `radtl.data.load(..., augment=True, preprocessing=<the same caffe then /255>)`,
-  first epoch (decoding) and second epoch (served from the in-memory cache).
+  first epoch (decoding) and second epoch (served from the in-memory cache); with
+  augmentation both the batched warp (`augment_on="cpu"`, `augmentation.augment_batch`,
+  the default) and the per-image path it replaced (`augmentation.augment` mapped image
+  by image over the same cached, shuffled stream) are timed side by side.
+
+Rates are also given per core (the cores this process may run on,
+`os.sched_getaffinity`). The last line is the headline: the batched augmented
+pipeline's cached epoch against `ImageDataGenerator` with augmentation.
 
 Usage:
     python benchmarks/input_pipeline.py [--image-size 224] [--batch-size 32] [--epochs 2]
+        [--source-size 0]   # 0: BUSI-like 380-560 px PNGs; N: N px PNGs (quick checks)
 """
 from __future__ import annotations
 
@@ -42,7 +50,7 @@ def official_preprocessing(image):
     return (image[..., ::-1] - CAFFE_MEAN_BGR) / 255.0
 
 
-def write_dataset(root: Path, seed: int = 0) -> Path:
+def write_dataset(root: Path, seed: int = 0, source_size: int = 0) -> Path:
     """Writes every file of the official breast split lists as a simulated lesion PNG."""
     splits_dir = Path(breast_builder.__file__).parent / "splits"
     rows = pd.concat([pd.read_csv(p) for p in sorted(splits_dir.glob("*.csv"))]).drop_duplicates("filename")
@@ -50,7 +58,7 @@ def write_dataset(root: Path, seed: int = 0) -> Path:
     (root / "dataframe").mkdir()
     rng = np.random.default_rng(seed)
     for i, row in enumerate(rows.itertuples()):
-        size = int(rng.integers(380, 560))  # BUSI images average about 500 x 500
+        size = source_size or int(rng.integers(380, 560))  # BUSI images average about 500 x 500
         image, _ = lesion_simulator.simulate_case(np.random.default_rng([seed, i]), row.label == "malignant", size)
         Image.fromarray(image).save(root / row.filename)
     for path in splits_dir.glob("*.csv"):
@@ -77,9 +85,32 @@ def time_official(manual_dir: Path, image_size: int, batch_size: int, augment: b
     return time.perf_counter() - start, n
 
 
-def time_radtl(data_dir: Path, image_size: int, batch_size: int, augment: bool, epochs: int) -> list[tuple[float, int]]:
-    ds = radtl.data.load("radimagenet_breast", "train", fold=1, image_size=image_size, batch_size=batch_size,
-                         augment=augment, preprocessing=official_preprocessing, data_dir=data_dir, seed=0)
+def per_image_pipeline(fold, image_size: int, batch_size: int, seed: int = 0):
+    """The augmented pipeline before batching: `augmentation.augment` mapped image by image.
+
+    The same cached, shuffled stream and per-image seeds as `DatasetFold.load(augment=True)`.
+    """
+    from radtl import augmentation
+
+    plain = fold.load("train", image_size=image_size, batch_size=batch_size, seed=seed).unbatch()
+    with radtl.data._only_seed_matters():
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def one(example, pair):
+        return official_preprocessing(augmentation.augment(example[0], pair)), example[1]
+
+    return (tf.data.Dataset.zip(plain, seeds).map(one, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def time_radtl(data_dir: Path, image_size: int, batch_size: int, augment: bool, epochs: int,
+               per_image: bool = False) -> list[tuple[float, int]]:
+    fold = radtl.data.open("radimagenet_breast", 1, data_dir=data_dir)
+    if per_image:
+        ds = per_image_pipeline(fold, image_size, batch_size)
+    else:
+        ds = fold.load("train", image_size=image_size, batch_size=batch_size, augment=augment,
+                       preprocessing=official_preprocessing, seed=0)
     results = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -95,31 +126,46 @@ def main():
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2, help="radtl epochs (the 2nd is served from cache)")
+    parser.add_argument("--source-size", type=int, default=0,
+                        help="side of the written PNGs; 0 = BUSI-like 380-560 px (quick checks: 64)")
     args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0))
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("Writing 780 simulated BUSI-sized PNGs in the RadImageNet breast/ layout ...", flush=True)
-        manual_dir = write_dataset(tmp / "breast")
+        print("Writing 780 simulated PNGs in the RadImageNet breast/ layout ...", flush=True)
+        manual_dir = write_dataset(tmp / "breast", source_size=args.source_size)
         print("Building radimagenet_breast/fold1 with TFDS ...", flush=True)
         radtl.data.build("radimagenet_breast", 1, data_dir=tmp / "tfds", manual_dir=manual_dir)
 
         rows = []
+        official_augmented = batched_augmented = None
         for augment in (True, False):
             seconds, n = time_official(manual_dir, args.image_size, args.batch_size, augment)
             official_rate = n / seconds
-            rows.append(("official ImageDataGenerator.flow_from_dataframe", augment, "-", n, seconds, official_rate, 1.0))
-            for epoch, (seconds, n) in enumerate(time_radtl(tmp / "tfds", args.image_size, args.batch_size,
-                                                            augment, args.epochs), start=1):
-                label = "decode" if epoch == 1 else "cached"
-                rows.append(("radtl.data.load", augment, f"{epoch} ({label})", n, seconds, n / seconds,
-                             n / seconds / official_rate))
+            official_augmented = official_rate if augment else official_augmented
+            rows.append(("official ImageDataGenerator.flow_from_dataframe", augment, "-", n, seconds, official_rate,
+                         official_rate / cores, 1.0))
+            if augment:
+                paths = [("radtl.data.load (batched augmentation)", False),
+                         ("radtl per-image augmentation (before)", True)]
+            else:
+                paths = [("radtl.data.load", False)]
+            for label, per_image in paths:
+                timings = time_radtl(tmp / "tfds", args.image_size, args.batch_size, augment, args.epochs, per_image)
+                for epoch, (seconds, n) in enumerate(timings, start=1):
+                    rate = n / seconds
+                    rows.append((label, augment, f"{epoch} ({'decode' if epoch == 1 else 'cached'})", n, seconds,
+                                 rate, rate / cores, rate / official_rate))
+                if augment and not per_image:
+                    batched_augmented = rate  # the last (cached) epoch
 
     table = pd.DataFrame(rows, columns=["pipeline", "augment", "epoch", "images", "seconds", "img/s",
-                                        "ratio vs official"])
-    print(f"\nfold 1 train split, {args.image_size} px, batch {args.batch_size}, "
-          f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
+                                        "img/s per core", "ratio vs official"])
+    print(f"\nfold 1 train split, {args.image_size} px, batch {args.batch_size}, {cores} usable CPU cores "
+          f"(os.sched_getaffinity), TensorFlow {tf.__version__}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    print(f"headline: augmented input pipeline vs ImageDataGenerator {batched_augmented / official_augmented:.1f}x")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "analysis", "augmentation", "backbones", "config", "confounders", "interpret", "data", "download", "health", "heads", "keras_metrics",
+    "activations", "analysis", "augmentation", "backbones", "config", "confounders", "interpret", "probing", "data", "download", "health", "heads", "keras_metrics",
     "losses", "metrics", "models", "plots", "precision", "preprocessing", "pretrained", "registry", "rundir",
     "schedules", "similarity", "stats", "sweep", "train", "weights", "ensembles",
 )

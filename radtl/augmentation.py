@@ -19,7 +19,9 @@ including its centring convention) and warps with Keras 3's core
 *stateless* random ops keyed by a per-image seed, so results are identical for a
 given seed whatever the parallelism of the `tf.data` map (Keras' own random layers
 draw from a stateful seed generator, whose order is not deterministic under a
-parallel map).
+parallel map). `augment_batch` draws the same per-image parameters from the same
+per-image seeds and warps a whole batch in one op: its output equals `augment` applied
+image by image, and it is several times faster on a CPU (one kernel launch per batch).
 
 Reference:
     Mei et al., "RadImageNet: An Open Radiologic Deep Learning Research Dataset for
@@ -37,7 +39,7 @@ import tensorflow as tf
 from radtl._checks import check_choice
 from radtl._checks import check_number
 
-__all__ = ["AugmentConfig", "OFFICIAL", "augment", "sample_transform", "transform_matrix"]
+__all__ = ["AugmentConfig", "OFFICIAL", "augment", "augment_batch", "sample_transform", "transform_matrix"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +150,22 @@ def transform_matrix(params: dict, height, width) -> tf.Tensor:
     return offset @ matrix @ reset
 
 
+def _flat_transform(config: AugmentConfig, seed, height, width):
+    """One image's 8 affine coefficients and flip flag, from its stateless seed."""
+    params = sample_transform(config, seed)
+    matrix = transform_matrix(params, height, width)
+    flat = tf.reshape(matrix, (9,))[:8]  # a0 a1 a2 b0 b1 b2 c0 c1 (normalised: c2 == 1)
+    return flat, params["flip"]
+
+
+def _warp(images, transforms, config: AugmentConfig):
+    """Warps (B, H, W, C) images with (B, 8) transforms, bilinear, filled as configured."""
+    return keras.ops.image.affine_transform(
+        images, transforms, interpolation="bilinear",
+        fill_mode=config.fill_mode, data_format="channels_last",
+    )
+
+
 def augment(image, seed, config: AugmentConfig = OFFICIAL):
     """Applies the official random affine augmentation to one image.
 
@@ -169,12 +187,53 @@ def augment(image, seed, config: AugmentConfig = OFFICIAL):
     image = tf.convert_to_tensor(image, tf.float32)
     if config.is_identity:
         return image
-    params = sample_transform(config, seed)
     shape = tf.shape(image)
-    matrix = transform_matrix(params, shape[0], shape[1])
-    flat = tf.reshape(matrix, (9,))[:8]  # a0 a1 a2 b0 b1 b2 c0 c1 (normalised: c2 == 1)
-    warped = keras.ops.image.affine_transform(
-        image[None], flat[None], interpolation="bilinear",
-        fill_mode=config.fill_mode, data_format="channels_last",
-    )[0]
-    return tf.cond(params["flip"] > 0.5, lambda: tf.reverse(warped, axis=[1]), lambda: warped)
+    flat, flip = _flat_transform(config, seed, shape[0], shape[1])
+    warped = _warp(image[None], flat[None], config)[0]
+    return tf.cond(flip > 0.5, lambda: tf.reverse(warped, axis=[1]), lambda: warped)
+
+
+def augment_batch(images, seeds, config: AugmentConfig = OFFICIAL):
+    """Applies the official random affine augmentation to a batch, one warp for all.
+
+    Each image's parameters are drawn exactly as `augment` draws them
+    (`sample_transform` with that image's own stateless seed pair), so
+    `augment_batch(images, seeds)[i]` equals `augment(images[i], seeds[i])` (the same
+    TensorFlow kernels; measured equal to float32 rounding). The B transforms are
+    applied by one batched `keras.ops.image.affine_transform` call, then each image
+    is flipped left-right or not.
+
+    Args:
+        images: float tensor of shape (B, H, W, C), any value range (B may be 0).
+        seeds: int tensor of shape (B, 2). One stateless seed pair per image.
+        config: AugmentConfig. Defaults to the official RadImageNet ranges.
+
+    Returns:
+        float32 tensor of shape (B, H, W, C).
+
+    Raises:
+        ValueError: `images` is not of rank 4 or `seeds` not of shape (B, 2).
+
+    Example:
+        >>> imgs = tf.random.uniform((4, 32, 32, 3), maxval=255.0)
+        >>> seeds = tf.constant([[1, 2], [3, 4], [5, 6], [7, 8]])
+        >>> augment_batch(imgs, seeds).shape
+        TensorShape([4, 32, 32, 3])
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    seeds = tf.convert_to_tensor(seeds)
+    if images.shape.rank != 4:
+        raise ValueError("`images` must be a batch of shape (B, H, W, C). "
+                         f"Received: images with shape {images.shape}. Fix: use `augment` for one image.")
+    if seeds.shape.rank != 2 or seeds.shape[-1] not in (None, 2):
+        raise ValueError("`seeds` must have shape (B, 2): one stateless seed pair per image. "
+                         f"Received: seeds with shape {seeds.shape}.")
+    if config.is_identity:
+        return images
+    shape = tf.shape(images)
+    flat, flip = tf.map_fn(
+        lambda seed: _flat_transform(config, seed, shape[1], shape[2]), seeds,
+        fn_output_signature=(tf.TensorSpec((8,), tf.float32), tf.TensorSpec((), tf.float32)),
+    )
+    warped = _warp(images, flat, config)
+    return tf.where(tf.reshape(flip > 0.5, (-1, 1, 1, 1)), tf.reverse(warped, axis=[2]), warped)

@@ -215,6 +215,7 @@ _TRAIN_OPTIONS = {
     "image_size": (["--image-size"], dict(type=click.IntRange(min=1))),
     "resize_method": (["--resize-method"], dict(type=click.Choice(CHOICES["resize_method"]))),
     "augment": (["--augment/--no-augment"], dict(default=None)),
+    "augment_on": (["--augment-on"], dict(type=click.Choice(CHOICES["augment_on"]))),
     "seed": (["--seed"], dict(type=click.IntRange(min=0))),
     "precision": (["--precision"], dict(type=click.Choice(CHOICES["precision"]))),
     "xla": (["--xla"], dict(type=click.Choice(["auto", "on", "off"]))),

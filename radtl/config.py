@@ -93,6 +93,7 @@ CHOICES = {
     "xla": ("auto", True, False),
     "monitor": ("val_auc", "val_loss", "val_accuracy"),
     "resize_method": ("bilinear", "nearest"),
+    "augment_on": ("auto", "cpu"),  # radtl.data.AUGMENT_ON without "device" (not implemented yet)
 }
 
 #: Fields whose value is a registered name: field -> module owning the registry.
@@ -189,6 +190,8 @@ class TrainConfig:
         resize_method: str. "bilinear" (default) or "nearest" (what the official
             scripts' `flow_from_dataframe` does).
         augment: bool. The official RadImageNet augmentation on the training split.
+        augment_on: str. Where it runs: "auto" or "cpu" (per-image parameters, one warp
+            per batch in tf.data; the same pixels as one warp per image).
         confounder: dict. Empty for none, else a synthetic confounder of "Source
             Matters" (Juodelyte et al. 2024) injected into a fraction of the positive
             training images: `{"kind": "tag"|"lowpass"|"noise", "fraction": 0..1, ...options}`
@@ -228,6 +231,7 @@ class TrainConfig:
     image_size: int = 224
     resize_method: str = "bilinear"
     augment: bool = True
+    augment_on: str = "auto"
     confounder: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     precision: str = "auto"

@@ -72,6 +72,8 @@ SPLITS = ("train", "val", "test")
 #: Resize methods of `load` / `decode_image`: "bilinear" (radtl's default) and
 #: "nearest" (the official RadImageNet scripts: Keras `flow_from_dataframe`, PIL nearest).
 RESIZE_METHODS = ("bilinear", "nearest")
+#: Where augmentation runs: "auto" (the CPU, for now), "cpu" (batched in tf.data), "device" (not yet).
+AUGMENT_ON = ("auto", "cpu", "device")
 _PIPELINE_GLOBAL_SEED = 0x5EED
 
 
@@ -543,6 +545,7 @@ class DatasetFold:
         with_metadata: bool = False,
         with_masks: bool = False,
         confounding: Confounding | None = None,
+        augment_on: str = "auto",
     ) -> tf.data.Dataset:
         """A batched, prefetched `tf.data.Dataset` of one split of this fold.
 
@@ -579,6 +582,13 @@ class DatasetFold:
             confounding: `Confounding` or None. A synthetic confounder put into the
                 listed images before resizing (`radtl.confounders`; "Source Matters").
                 Defaults to None.
+            augment_on: str. Where augmentation runs: "cpu"
+                (in tf.data, after batching: one warp per batch with
+                `radtl.augmentation.augment_batch`, whose output equals the per-image
+                `augment` for the same seeds) or "auto" (today the same as "cpu").
+                "device" (augmenting on the accelerator) is not implemented yet and
+                raises. With augmentation, `preprocessing` then receives a batch
+                (B, S, S, 3): use a per-pixel function such as radtl's. Defaults to "auto".
 
         Returns:
             `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,);
@@ -603,6 +613,13 @@ class DatasetFold:
         from radtl import augmentation
 
         _check_load_arguments(image_size, batch_size, augment, resize_method, with_masks)
+        check_choice("augment_on", augment_on, AUGMENT_ON)
+        if augment_on == "device":
+            raise ValueError(
+                "`augment_on` must be 'auto' or 'cpu' for now: augmentation on the accelerator "
+                "(un-augmented batches plus per-image seeds for a Keras layer or `train_step`) is "
+                "not implemented yet. Received: augment_on='device'. Fix: pass augment_on='auto' "
+                "(batched on the CPU, in tf.data) or 'cpu'.")
         b = self.builder
         has_masks = "mask" in b.info.features
         if with_masks and not has_masks:
@@ -636,16 +653,21 @@ class DatasetFold:
             # One stateless seed pair per image and epoch, from a seeded stream that
             # differs (deterministically) on every iteration over the dataset.
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        batched = False
         if augment:
-            ds = tf.data.Dataset.zip(ds, seeds)
+            # Batched on the CPU ("auto" today): the per-image seed pairs are zipped in
+            # stream order, then one warp per batch (`augmentation.augment_batch`), which
+            # equals the per-image `augmentation.augment` image by image.
+            ds = tf.data.Dataset.zip(ds, seeds).batch(batch_size)
             config = augment
 
-            def augment_fn(example, pair):
+            def augment_fn(example, pairs):
                 example = dict(example)
-                example["image"] = augmentation.augment(tf.cast(example["image"], tf.float32), pair, config)
+                example["image"] = augmentation.augment_batch(tf.cast(example["image"], tf.float32), pairs, config)
                 return example
 
             ds = ds.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+            batched = True
 
         def finish(example):
             image = tf.cast(example["image"], tf.float32)
@@ -659,7 +681,7 @@ class DatasetFold:
             return (image, example["label"], extras) if extras else (image, example["label"])
 
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return (ds if batched else ds.batch(batch_size)).prefetch(tf.data.AUTOTUNE)
 
     def labels(self, split: str) -> tuple[list[str], np.ndarray]:
         """Filenames and labels of one split, in stored order (images are not decoded).
@@ -740,6 +762,7 @@ def load(
     resize_method: str = "bilinear",
     with_metadata: bool = False,
     with_masks: bool = False,
+    augment_on: str = "auto",
 ) -> tf.data.Dataset:
     """One split of one fold: `open(name, fold, data_dir).load(split, ...)`.
 
@@ -756,7 +779,7 @@ def load(
     return open(name, fold, data_dir).load(
         split, image_size=image_size, batch_size=batch_size, preprocessing=preprocessing, augment=augment,
         seed=seed, shuffle=shuffle, cache=cache, resize_method=resize_method, with_metadata=with_metadata,
-        with_masks=with_masks)
+        with_masks=with_masks, augment_on=augment_on)
 
 
 def counts(name: str, fold: int = 1, *, data_dir=None) -> pd.DataFrame:

@@ -424,8 +424,8 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     strategy = _strategy()
     names = dataset.class_names
     train_ds = dataset.load("train", image_size=config.image_size, batch_size=config.batch_size,
-                            augment=config.augment, seed=config.seed, resize_method=config.resize_method,
-                            confounding=_confounding(config, dataset, "train"))
+                            augment=config.augment, augment_on=config.augment_on, seed=config.seed,
+                            resize_method=config.resize_method, confounding=_confounding(config, dataset, "train"))
     val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
                           resize_method=config.resize_method, confounding=_confounding(config, dataset, "val"))
     steps_per_epoch = math.ceil(dataset.split_sizes["train"] / config.batch_size)

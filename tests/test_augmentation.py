@@ -71,3 +71,34 @@ def test_switched_off_transforms_are_identity():
 def test_bad_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         augmentation.AugmentConfig(**kwargs)
+
+
+def test_augment_batch_equals_augment_image_by_image():
+    """One batched warp gives each image exactly what `augment` gives it alone."""
+    images = np.stack([_smooth_image((36, 44, 3), seed=s) for s in range(6)])
+    seeds = tf.constant([[1, 2], [3, 4], [7, 11], [100, 5], [0, 0], [9, 2]], tf.int64)
+    batched = augmentation.augment_batch(images, seeds).numpy()
+    for i in range(len(images)):
+        np.testing.assert_allclose(batched[i], augmentation.augment(images[i], seeds[i]).numpy(), atol=1e-4)
+    flipped = [float(augmentation.sample_transform(augmentation.OFFICIAL, seeds[i])["flip"]) for i in range(6)]
+    assert 0 < sum(flipped) < 6  # the batch mixes flipped and unflipped images
+
+
+def test_augment_batch_inside_a_traced_function_and_switched_off():
+    images = np.stack([_smooth_image(seed=s) for s in range(3)])
+    seeds = tf.constant([[5, 6], [5, 7], [8, 1]])
+    traced = tf.function(augmentation.augment_batch)(images, seeds).numpy()
+    np.testing.assert_allclose(traced, augmentation.augment_batch(images, seeds).numpy(), atol=1e-3)
+    off = augmentation.AugmentConfig(rotation=0, width_shift=0, height_shift=0, shear=0, zoom=0,
+                                     horizontal_flip=False)
+    np.testing.assert_array_equal(augmentation.augment_batch(images, seeds, off).numpy(), images)
+
+
+@pytest.mark.parametrize("images, seeds, match", [
+    (np.zeros((8, 8, 3), "float32"), [[1, 2]], "images"),
+    (np.zeros((2, 8, 8, 3), "float32"), [1, 2], "seeds"),
+    (np.zeros((2, 8, 8, 3), "float32"), [[1, 2, 3], [4, 5, 6]], "seeds"),
+])
+def test_augment_batch_rejects_bad_shapes(images, seeds, match):
+    with pytest.raises(ValueError, match=match):
+        augmentation.augment_batch(images, tf.constant(seeds))

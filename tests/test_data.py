@@ -443,3 +443,54 @@ def test_an_unwritable_data_dir_is_a_build_error(tmp_path):
                                                            f"data_dir={not_a_folder}") as err:
         radtl.data.open("synthetic_lesions", 1, data_dir=not_a_folder)
     assert isinstance(err.value.__cause__, OSError)
+
+
+# ------------------------------------------------------------------ batched augmentation
+
+
+def _per_image_reference(fold, seed, batch_size, preprocessing=None):
+    """The pipeline as it was before batching: one `augmentation.augment` per image.
+
+    Same shuffle (an un-augmented `load` with the same seed), the same stream of
+    per-image seed pairs (seeded like `load`), augmentation image by image, then batching.
+    """
+    import tensorflow as tf
+
+    plain = fold.load("train", image_size=SIZE, batch_size=batch_size, seed=seed).unbatch()
+    with radtl.data._only_seed_matters():
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def one(example, pair):
+        image = augmentation.augment(example[0], pair, augmentation.OFFICIAL)
+        return (image if preprocessing is None else preprocessing(image)), example[1]
+
+    return tf.data.Dataset.zip(plain, seeds).map(one).batch(batch_size)
+
+
+@pytest.mark.parametrize("augment_on", ["auto", "cpu"])
+def test_batched_augmentation_equals_the_per_image_pipeline_batch_by_batch(fold, augment_on):
+    batched = fold.load("train", image_size=SIZE, batch_size=16, augment=True, seed=5, augment_on=augment_on)
+    reference = _per_image_reference(fold, seed=5, batch_size=16)
+    got, want = _epochs(batched), _epochs(reference)
+    for epoch_got, epoch_want in zip(got, want):  # two epochs: new order and new seeds each
+        assert len(epoch_got) == len(epoch_want) == -(-fold.split_sizes["train"] // 16)
+        for (xg, yg), (xw, yw) in zip(epoch_got, epoch_want):
+            np.testing.assert_array_equal(yg, yw)
+            np.testing.assert_allclose(xg, xw, atol=1e-4)
+    assert not np.allclose(got[0][0][0], got[1][0][0])
+
+
+def test_batched_augmentation_applies_preprocessing_after_the_warp(fold):
+    def scale(image):
+        return image / 127.5 - 1.0
+
+    batched = fold.load("train", image_size=SIZE, batch_size=32, augment=True, seed=2, preprocessing=scale)
+    (xg, yg), (xw, yw) = next(iter(batched)), next(iter(_per_image_reference(fold, 2, 32, scale)))
+    np.testing.assert_array_equal(yg.numpy(), yw.numpy())
+    np.testing.assert_allclose(xg.numpy(), xw.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("augment_on, match", [("gpu", "augment_on"), ("device", "not implemented yet")])
+def test_augment_on_rejects_unknown_places_and_device_for_now(fold, augment_on, match):
+    with pytest.raises(ValueError, match=match):
+        fold.load("train", image_size=SIZE, batch_size=8, augment=True, augment_on=augment_on)
