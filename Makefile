@@ -29,8 +29,13 @@ demo: $(STAMP)
 wheel-smoke: $(STAMP)
 	bash .ci/wheel_smoke.sh
 
+# Each benchmark prints its table and ends with one `headline:` line (benchmarks/RESULTS.md).
 bench: $(STAMP)
 	$(PY) benchmarks/input_pipeline.py
+	$(PY) benchmarks/linear_probe.py
+	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/sweep_throughput.py
+	$(PY) benchmarks/gpu.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

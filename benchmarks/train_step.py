@@ -1,6 +1,6 @@
 """Fine-tuning step throughput: precision policy x XLA, side by side in one run.
 
-For ResNet50 (`radtl.build_model`, linear head, everything trainable, Adam) at 224 px and
+For ResNet50 (or `--backbone`; `radtl.build_model`, linear head, everything trainable, Adam) at 224 px and
 a smaller size, times `model.fit` steps on in-memory batches under float32, the policy
 `radtl.precision.configure("auto")` picks on this machine, and XLA off/on. Each row
 reports images per second and the fraction of the machine's FLOP ceiling reached:
@@ -11,8 +11,12 @@ reports images per second and the fraction of the machine's FLOP ceiling reached
   measured in the same run on the same device (a practical ceiling, not a datasheet
   number).
 
+The last line is the headline: the fastest row at the first size against float32
+without XLA.
+
 Usage:
     python benchmarks/train_step.py [--sizes 224 128] [--batch-size 16] [--steps 5]
+        [--backbone resnet50]
 """
 from __future__ import annotations
 
@@ -66,10 +70,11 @@ def matmul_ceiling(dtype: str, n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n ** 3 / best
 
 
-def time_fit(size: int, policy: str, xla: bool, batch_size: int, steps: int, warmup: int) -> dict:
+def time_fit(size: int, policy: str, xla: bool, batch_size: int, steps: int, warmup: int,
+             backbone: str = "resnet50") -> dict:
     keras.config.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)
-    model = radtl.build_model("resnet50", None, input_shape=(size, size, 3), preprocessing="official")
+    model = radtl.build_model(backbone, None, input_shape=(size, size, 3), preprocessing="official")
     model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy", jit_compile=xla)
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
@@ -93,6 +98,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--backbone", default="resnet50", choices=radtl.backbones.names())
     args = parser.parse_args()
 
     auto = precision.configure("auto", "auto")
@@ -103,8 +109,8 @@ def main():
     for size in args.sizes:
         for policy in policies:
             for xla in (False, True):
-                print(f"ResNet50 {size} px, {policy}, XLA {'on' if xla else 'off'} ...", flush=True)
-                result = time_fit(size, policy, xla, args.batch_size, args.steps, args.warmup)
+                print(f"{args.backbone} {size} px, {policy}, XLA {'on' if xla else 'off'} ...", flush=True)
+                result = time_fit(size, policy, xla, args.batch_size, args.steps, args.warmup, args.backbone)
                 ceiling = ceilings[policy]
                 rows.append({"size": size, "policy": policy, "xla": xla, **result,
                              "ceiling TFLOP/s": ceiling / 1e12,
@@ -116,6 +122,10 @@ def main():
     print(f"batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up steps, "
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
+    first = table[table["size"] == args.sizes[0]]
+    best = first.loc[first["speed-up vs float32/no XLA"].idxmax()]
+    print(f"headline: best train step ({best['policy']}, XLA {'on' if best['xla'] else 'off'}) vs float32 without "
+          f"XLA at {args.sizes[0]} px {best['speed-up vs float32/no XLA']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -61,21 +61,37 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
     """Registers radtl's Keras objects right after `keras` is first imported.
 
     Keras itself stays unimported until somebody imports it, so `import radtl` (and
-    `radtl --help`) do not pay for TensorFlow.
+    `radtl --help`) do not pay for TensorFlow. The finder stays in place until the keras
+    module actually runs (TensorFlow looks keras up with `find_spec` long before it
+    imports it), and a failure to register only warns: it never breaks `import keras`.
     """
 
+    _looking = False
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self._looking:
             return None
-        sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing
-        spec = importlib.util.find_spec("keras")
-        if spec is None or spec.loader is None:
+        self._looking = True  # the lookup below must not find this finder again
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self._looking = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         exec_module = spec.loader.exec_module
+        finder = self
 
         def exec_then_register(module):
             exec_module(module)
-            register_keras_objects()
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+            try:
+                register_keras_objects()
+            except Exception as err:  # noqa: BLE001 - never break `import keras`
+                import warnings
+
+                warnings.warn(f"radtl could not register its Keras objects ({err!r}); import radtl.preprocessing, "
+                              "radtl.heads, radtl.losses and radtl.keras_metrics before loading a radtl model.")
 
         spec.loader.exec_module = exec_then_register
         return spec

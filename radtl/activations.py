@@ -533,13 +533,13 @@ def compare_runs(run_a, run_b, *, split="test", methods=("pwcca", "svcca", "line
         run.require_finished()
     config_a, config_b = (run.read_config() for run in runs)
     differing = {k: (getattr(config_a, k), getattr(config_b, k))
-                 for k in ("dataset", "fold", "image_size", "backbone") if getattr(config_a, k) != getattr(config_b, k)}
+                 for k in ("dataset", "fold", "image_size", "resize_method", "backbone") if getattr(config_a, k) != getattr(config_b, k)}
     if differing:
-        raise ValueError(f"The runs {runs[0].path} and {runs[1].path} must be on the same dataset, fold, image size "
-                         f"and backbone to compare their stages on the same images; they differ in {differing}.")
+        raise ValueError(f"The runs {runs[0].path} and {runs[1].path} must be on the same dataset, fold, image size, "
+                         f"resize method and backbone to compare their stages on the same images; they differ in {differing}.")
     images = data_lib.open(config_a.dataset, config_a.fold, config_a.data_dir).load(
         split, image_size=config_a.image_size, batch_size=32, resize_method=config_a.resize_method)
-    final = [keras.models.load_model(run.file("checkpoint"), compile=False) for run in runs]
+    final = [run.load_model() for run in runs]
     pairs = [("fine-tuned A vs B", final[0], final[1])]
     if at_init:
         initial = [_initial_model(config_a), _initial_model(config_b)]

@@ -518,8 +518,11 @@ def _config_table(configs: list[dict], paths: list[Path], runs_dir: Path) -> tup
     """`run` (path relative to `runs_dir`) and the config fields that vary (not paths):
     settings first, then fold and seed; and the list of setting columns."""
     configs = pd.DataFrame([_flat_config(config) for config in configs])
+    # A run without a dict setting (e.g. no confounder) reads "none" in its `field.key` columns.
+    dotted = [c for c in configs.columns if "." in c]
+    configs[dotted] = configs[dotted].astype(object).where(configs[dotted].notna(), "none")
     varying = [c for c in configs.columns
-               if c not in _PATH_FIELDS and configs[c].astype(str).nunique() > 1]
+               if c not in _PATH_FIELDS and configs[c].astype(str).nunique(dropna=False) > 1]
     settings = [c for c in varying if c not in REPLICATE_FIELDS]
     replicates = [c for c in REPLICATE_FIELDS if c in configs.columns]
     table = configs[settings + replicates].copy()
@@ -537,11 +540,13 @@ def _runs_table(runs: list[Run], runs_dir: Path) -> tuple[pd.DataFrame, list[str
                     if key.startswith("test_") and isinstance(value, dict) and "roc_auc" in value})
     for key in extra:
         table[f"{key}_auc"] = [_report_value(run.metrics.get(key), _REPORT_FIELDS["auc"]) for run in runs]
-    # Localisation scores (`radtl explain`): their means.
-    scores = sorted({name for run in runs for name in (run.metrics.get("localisation") or {}).get("mean", {})})
+    # Localisation scores of the test split (`radtl explain`): their means.
+    def test_localisation(run):
+        return ((run.metrics.get("localisation") or {}).get("test") or {}).get("mean") or {}
+
+    scores = sorted({name for run in runs for name in test_localisation(run)})
     for name in scores:
-        table[f"localisation_{name}"] = [(run.metrics.get("localisation") or {}).get("mean", {}).get(name, math.nan)
-                                         for run in runs]
+        table[f"localisation_{name}"] = [test_localisation(run).get(name, math.nan) for run in runs]
     table["best_epoch"] = [run.metrics.get("best_epoch", math.nan) for run in runs]
     return table, settings
 
@@ -814,8 +819,11 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
     paths["boxplot"] = plot_boxplots(table, out_dir / f"boxplot_{metric}.png", by=settings or None,
                                      metric=metric, hue=hue)
     if "confounder.fraction" in table.columns:  # Source Matters: AUC against the confounder fraction
+        # A run without a confounder trains like fraction 0 (it only lacks the confounded test sets).
+        by_fraction = table.assign(**{"confounder.fraction": pd.to_numeric(
+            table["confounder.fraction"].replace("none", 0.0), errors="coerce")})
         robustness = [c for c in table.columns if c.startswith("test_") and c.endswith("_auc") and c != "test_auc"]
-        tests = _confounder_tests(table, hue, ["test_auc", *robustness])
+        tests = _confounder_tests(by_fraction, hue, ["test_auc", *robustness])
         if not tests.empty:
             paths["confounder_tests"] = out_dir / "confounder_tests.csv"
             tests.to_csv(paths["confounder_tests"], index=False)
@@ -823,8 +831,7 @@ def summarize(runs_dir, *, out_dir=None, metric: str = "test_auc", compare=None,
                          + _markdown_table(tests) + "\n")
             paths["markdown"].write_text(markdown)
         paths["confounder"] = plot_metric_by(
-            table.assign(**{"confounder.fraction": table["confounder.fraction"].astype(float)}),
-            out_dir / "auc_vs_confounder_fraction.png", x="confounder.fraction",
+            by_fraction, out_dir / "auc_vs_confounder_fraction.png", x="confounder.fraction",
             metrics=["test_auc", *robustness], hue=hue if hue != "confounder.fraction" else None)
     return SummaryResult(runs=table, summary=summary, comparisons=comparisons, paired=paired,
                          markdown=markdown, paths=paths, unfinished=unfinished, failed=failed)

@@ -247,6 +247,8 @@ def _train_config(config_file, out, resume, given) -> TrainConfig:
     if resume:
         if not out:
             raise click.UsageError("--resume needs --out RUN_DIR (the run to continue).")
+        if config_file:
+            raise click.UsageError("--resume continues the run with its recorded config; leave out --config.")
         run = RunDir(out)
         run.require_run()
         return TrainConfig.from_dict({**run.read_config_dict(), **given})
@@ -352,8 +354,11 @@ def explain(run_dir, split, n, layer, method, threshold):
     """Grad-CAM maps of a run, scored against the lesion masks (Dice, IoU, pointing game)."""
     from radtl import interpret
 
-    result = interpret.explain_run(run_dir, split=split, n=n, layer=layer, method=method, threshold=threshold,
-                                   progress=click.echo)
+    try:
+        result = interpret.explain_run(run_dir, split=split, n=n, layer=layer, method=method, threshold=threshold,
+                                       progress=click.echo)
+    except ValueError as err:  # an unknown --layer, a model Grad-CAM cannot take
+        raise click.ClickException(str(err)) from None
     if result["n"]:
         for name, value in result["mean"].items():
             ci = result["ci95"].get(name)

@@ -319,13 +319,12 @@ class TrainConfig:
                 raise ConfigError(str(err)) from None
         # Build the cheap components once to let them check their option values (a head is
         # an unbuilt layer, a loss a small object, a schedule a callback); a component that
-        # needs training data is checked when the run builds it.
-        context = RunContext(num_classes=2, class_names=("a", "b"), steps_per_epoch=1, epochs=self.epochs)
+        # needs training data gets an empty stand-in (it reads the data only in `fit`).
+        context = RunContext(num_classes=2, class_names=("a", "b"), train_data=(), steps_per_epoch=1,
+                             epochs=self.epochs)
         for field, name_field in OPTION_FIELDS.items():
             reg = registry(name_field)
             name = getattr(self, name_field)
-            if "train_data" in reg.context_fields(name):
-                continue
             try:
                 reg.build(name, getattr(self, field), context)
             except (TypeError, ValueError) as err:
@@ -362,6 +361,8 @@ class TrainConfig:
     def from_yaml(cls, path, overrides: dict | None = None) -> "TrainConfig":
         """Reads a YAML (or JSON) file of fields, applies `overrides` and validates.
 
+        An override of a dict field (`head_options`, ...) updates the file's keys.
+
         Raises:
             ConfigError: the file is unreadable, not YAML, not a mapping, or holds an
                 invalid setting; the message names the file.
@@ -370,8 +371,12 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"{path} must hold a mapping of TrainConfig fields (`key: value` lines). "
                               f"Received: {type(values).__name__}.")
+        merged = dict(values)
+        for key, value in (overrides or {}).items():  # dict fields merge key by key, as in sweeps
+            both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+            merged[key] = {**merged[key], **value} if both_dicts else value
         try:
-            return cls.from_dict({**values, **(overrides or {})})
+            return cls.from_dict(merged)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
 

@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
 
 __all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "Confounding", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
            "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "names", "get", "open", "builder", "build", "build_command",
-           "load", "counts", "class_names", "decode_image", "decode_mask"]
+           "load", "reuse", "counts", "class_names", "decode_image", "decode_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -515,10 +515,13 @@ class DatasetFold:
         split_sizes: dict. Split name -> number of examples ("train", "val", "test").
     """
 
-    def __init__(self, name: str, fold: int, builder):
+    def __init__(self, name: str, fold: int, builder, *, keep_decoded: bool = False):
         self.name = name
         self.fold = fold
         self.builder = builder
+        # (split, image_size, resize_method, with_masks) -> decoded, resized, cached dataset;
+        # None: every `load` decodes afresh (see `reuse`).
+        self._decoded = {} if keep_decoded else None
         self.data_dir = _root(builder)
         info = builder.info
         self.class_names = list(info.features["label"].names)
@@ -633,19 +636,26 @@ class DatasetFold:
             shuffle = split == "train"
         # Masks stay encoded (and unread) unless asked for.
         decoders = {key: tfds.decode.SkipDecoding() for key in ("image", "mask") if key in b.info.features}
-        ds = b.as_dataset(
-            split=split,
-            shuffle_files=False,
-            decoders=decoders,
-            read_config=tfds.ReadConfig(try_autocache=False),
-        )
-        options = tf.data.Options()
-        options.deterministic = True
-        ds = ds.with_options(options)
-        ds = ds.map(_decode_and_resize(image_size, resize_method, with_masks, confounding),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-        if cache:
-            ds = ds.cache()
+        key = (split, image_size, resize_method, with_masks)
+        keep = cache and confounding is None and self._decoded is not None
+        if keep and key in self._decoded:
+            ds = self._decoded[key]  # decoded and cached by an earlier `load` (within `reuse`)
+        else:
+            ds = b.as_dataset(
+                split=split,
+                shuffle_files=False,
+                decoders=decoders,
+                read_config=tfds.ReadConfig(try_autocache=False),
+            )
+            options = tf.data.Options()
+            options.deterministic = True
+            ds = ds.with_options(options)
+            ds = ds.map(_decode_and_resize(image_size, resize_method, with_masks, confounding),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+            if cache:
+                ds = ds.cache()
+            if keep:
+                self._decoded[key] = ds
         with _only_seed_matters():
             if shuffle:
                 num_examples = int(b.info.splits[split].num_examples)
@@ -743,7 +753,46 @@ def open(name: str, fold: int = 1, data_dir=None) -> DatasetFold:  # noqa: A001 
         ['benign', 'malignant']
         >>> val = fold.load("val", image_size=32, batch_size=8)
     """
-    return DatasetFold(get(name).name, fold, _prepared_builder(name, fold, data_dir))
+    if _REUSED is None:
+        return DatasetFold(get(name).name, fold, _prepared_builder(name, fold, data_dir))
+    _check_fold(fold)
+    key = (get(name).name, fold, _data_dir(data_dir))
+    if key not in _REUSED:
+        _REUSED[key] = DatasetFold(key[0], fold, _prepared_builder(name, fold, data_dir), keep_decoded=True)
+    return _REUSED[key]
+
+
+#: (name, fold, data_dir) -> DatasetFold while a `reuse()` block is active, else None.
+_REUSED: dict | None = None
+
+
+@contextlib.contextmanager
+def reuse():
+    """Within the block, `open` returns one `DatasetFold` per (name, fold, data_dir), and
+    each fold keeps its decoded, resized splits in memory across `load` calls.
+
+    For a process that trains many runs on the same data (a sweep: `radtl.sweep.run_sweep`
+    enters it): the second and later runs of a (dataset, fold, image size, resize method)
+    neither re-open the TFDS builder nor decode the PNGs again; only the shuffle order,
+    augmentation and batching are rebuilt per `load`, so every run sees exactly the
+    batches it would see alone. Splits loaded with `cache=False` or a `confounding` are
+    not kept. Memory: the decoded images (N x S x S x 3 bytes per split and size) stay
+    until the outermost block exits. Blocks nest; the outermost one owns the memo.
+
+    Example:
+        >>> with reuse():
+        ...     first = open("synthetic_lesions", 1)
+        ...     assert open("synthetic_lesions", 1) is first
+    """
+    global _REUSED
+    outermost = _REUSED is None
+    if outermost:
+        _REUSED = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _REUSED = None
 
 
 def load(

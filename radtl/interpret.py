@@ -703,7 +703,7 @@ def explain_run(run_dir, *, split="test", n=16, layer=None, method="grad_cam", t
     filename, label, predicted probability of each class, `has_mask` and the four
     scores, NaN without a mask), `plots/explain_{split}.png` (the first `n` images with a
     mask, else the first `n`, with the map overlaid and the mask outlined), and
-    `metrics.json["localisation"]` (the means over the images that have a non-empty
+    `metrics.json["localisation"][split]` (the means over the images that have a non-empty
     mask, overall and per class, with bootstrap 95% CIs of the overall means).
 
     Reference:
@@ -720,7 +720,7 @@ def explain_run(run_dir, *, split="test", n=16, layer=None, method="grad_cam", t
         progress: callable(str) or None.
 
     Returns:
-        The `localisation` dict written to `metrics.json`.
+        The dict written to `metrics.json["localisation"][split]`.
     """
     import pandas as pd
 
@@ -739,7 +739,7 @@ def explain_run(run_dir, *, split="test", n=16, layer=None, method="grad_cam", t
     with_masks = "mask" in fold.builder.info.features
     ds = fold.load(split, image_size=config.image_size, batch_size=32, resize_method=config.resize_method,
                    with_metadata=True, with_masks=with_masks)
-    model = keras.models.load_model(run.file("checkpoint"), compile=False)
+    model = run.load_model()
     explain = grad_cam if method == "grad_cam" else grad_cam_plus_plus
     images, labels, masks, has_mask, filenames, probs, cams = [], [], [], [], [], [], []
     for batch_images, batch_labels, extras in ds:
@@ -777,7 +777,7 @@ def explain_run(run_dir, *, split="test", n=16, layer=None, method="grad_cam", t
     localisation = {"split": split, "method": method, "layer": layer or target_layer(model)[0],
                     "mean": {name: summary[name] for name in scores}, "ci95": ci, **summary}
     metrics = run.read_metrics()
-    metrics["localisation"] = localisation
+    metrics["localisation"] = {**metrics.get("localisation", {}), split: localisation}
     run.write_metrics(metrics)
 
     order = np.argsort(~has_mask, kind="stable")[:n]  # images with masks first

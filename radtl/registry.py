@@ -194,7 +194,7 @@ class Registry:
         needed = {}
         for field in entry.context:
             value = getattr(context, field, None) if context is not None else None
-            if value is None:
+            if value is None:  # an empty stand-in (e.g. `train_data=()` to check options) is a value
                 raise ValueError(f"{self.kind.capitalize()} {reg_key!r} needs the run context's `{field}`; "
                                  f"pass `context=RunContext({field}=...)`.")
             needed[field] = value

@@ -185,7 +185,7 @@ class RunDir:
         self.require_run()
         status = self.status
         if status == "failed":
-            reason = self.read_failure().get('reason', 'no reason recorded')
+            reason = self.read_failure()["reason"]
             raise RunDirectoryError(f"{self.path} holds a failed run ({reason}); "
                                     "it has no result.")
         if status != "finished":
@@ -205,7 +205,8 @@ class RunDir:
         try:
             return json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}): the file is corrupt.") from None
+            raise RunDirectoryError(f"{path} is not valid JSON ({err}): the file is corrupt. Restore it, or move "
+                                    f"{self.path} aside and run again.") from None
 
     def write_config(self, config: dict, resolved: dict) -> None:
         """Writes `config.json`: the config as given and what the run resolved at start."""
@@ -224,6 +225,9 @@ class RunDir:
         from radtl.config import TrainConfig  # pure Python; deferred to keep this module standalone
 
         self.require_run()
+        if self.read_resolved().get("kind") == "ensemble":
+            raise RunDirectoryError(f"{self.path} is an ensemble of runs (`radtl ensemble`): it has predictions and "
+                                    "metrics but no model or training config. Use one of its member runs.")
         return TrainConfig.from_dict(self.read_config_dict())
 
     def read_resolved(self) -> dict:
@@ -250,8 +254,12 @@ class RunDir:
         write_json(self.file("failure"), {"kind": kind, "reason": reason, **details})
 
     def read_failure(self) -> dict | None:
-        """`failed.json` (kind, reason, ...) or None if the run has not failed."""
-        return self._read_json("failure") if self.file("failure").is_file() else None
+        """`failed.json` with at least `kind` and `reason`, or None if the run has not failed."""
+        if not self.file("failure").is_file():
+            return None
+        failure = self._read_json("failure")
+        failure = failure if isinstance(failure, dict) else {}
+        return {"kind": "failed", "reason": "no reason recorded", **failure}
 
     def write_error(self, text: str) -> None:
         """Writes why the last attempt crashed (`error.txt`, by sweeps)."""
@@ -261,6 +269,17 @@ class RunDir:
 
     def clear_error(self) -> None:
         self.file("error").unlink(missing_ok=True)
+
+    def load_model(self):
+        """The best checkpoint (`best.keras`) as an uncompiled Keras model (imports Keras)."""
+        path = self.file("checkpoint")
+        if not path.exists():
+            raise RunDirectoryError(f"{path} does not exist: the run in {self.path} saved no checkpoint (was it killed "
+                                    f"before its first epoch ended? continue it with `radtl train --resume --out "
+                                    f"{self.path}`).")
+        import keras
+
+        return keras.models.load_model(path, compile=False)
 
     # ------------------------------------------------------------------ tables
     def history(self) -> pd.DataFrame:

@@ -70,6 +70,11 @@ of the recorded one proceeds and leaves `sweep.json` alone; anything else is an
 error (`SweepMismatchError`) before any run starts, because two studies mixed in one
 folder cannot be told apart by the analysis.
 
+Data reuse: with the default runner, the runs of one sweep process run inside
+`radtl.data.reuse()`, so runs with the same dataset, fold, data directory and image
+size share one opened builder and its decoded images (`benchmarks/sweep_throughput.py`
+measures the gain in runs per hour); `reuse_data=False` re-reads them per run.
+
 Concurrency: while a run trains, its sweep holds an exclusive `flock` on
 `RUNS_DIR/.locks/<run name>.lock` (released by the OS when the process ends, even on
 SIGKILL). A second sweep into the same folder (a job relaunched while the first still
@@ -342,6 +347,11 @@ def _check_axes(sweep):
         if len(set(canonical)) < len(canonical):
             _fail(sweep.source, f"grid.{field}", f"duplicate values in {values!r}: each run would appear twice.")
     for scenario in sweep.scenarios:
+        for dotted in (key for key in sweep.grid if "." in key):
+            field, sub = dotted.split(".", 1)
+            if isinstance(scenario.get(field), Mapping) and sub in scenario[field]:
+                _fail(sweep.source, f"scenarios {scenario['name']!r} and grid.{dotted}",
+                      f"both set `{field}.{sub}`; set it in one place (a scenario field, or a grid axis).")
         for field in set(scenario) & set(sweep.grid):
             if field in _DICT_FIELDS:
                 shared = set(scenario[field]) & set().union(*sweep.grid[field])
@@ -605,7 +615,7 @@ def _format_seconds(seconds) -> str:
 
 
 def run_sweep(config_path, runs_dir=None, *, shard=None, runner: Callable | None = None,
-              dry_run=False) -> SweepReport:
+              dry_run=False, reuse_data: bool | None = None) -> SweepReport:
     """Trains every run of a sweep (or of one shard of it), skipping and resuming as needed.
 
     For each run of the shard, in order: a finished run directory (`metrics.json`) is
@@ -625,6 +635,13 @@ def run_sweep(config_path, runs_dir=None, *, shard=None, runner: Callable | None
             `radtl.train.run`, imported when first needed. Defaults to `None`.
         dry_run: bool. Validate and print the plan; run and write nothing. Defaults to
             `False`.
+        reuse_data: bool or None. True runs the runs inside `radtl.data.reuse()`: runs
+            with the same dataset, fold, data directory and image size share one opened
+            TFDS builder and its decoded images instead of re-reading them per run (the
+            batches each run sees are unchanged). False opens and decodes afresh for
+            every run (less memory held between runs). None: True with the default
+            runner, False with a custom `runner` (which may not read through
+            `radtl.data`; its sweep then never imports TensorFlow). Defaults to `None`.
 
     Returns:
         A `SweepReport`; its `exit_code` is 1 when a run failed.
@@ -653,12 +670,29 @@ def run_sweep(config_path, runs_dir=None, *, shard=None, runner: Callable | None
     runs_dir.mkdir(parents=True, exist_ok=True)
     if manifest is not None:
         write_json(runs_dir / SWEEP_FILE, manifest)
-    if runner is None and any(a in ("start", "resume") for a in report.planned.values()):
+    if reuse_data is None:
+        reuse_data = runner is None
+    to_run = any(a in ("start", "resume") for a in report.planned.values())
+    if runner is None and to_run:
         runner = _default_runner()
-    for k, (name, config) in enumerate(mine, 1):
-        _run_one(f"[{k}/{len(mine)}] {name}", config, runs_dir / name, runner, report, name)
+    with _data_reuse(reuse_data and to_run):
+        for k, (name, config) in enumerate(mine, 1):
+            _run_one(f"[{k}/{len(mine)}] {name}", config, runs_dir / name, runner, report, name)
     print(report.summary(), flush=True)
     return report
+
+
+@contextlib.contextmanager
+def _data_reuse(enabled):
+    """`radtl.data.reuse()` around the runs when `enabled` (radtl.data, and so
+    TensorFlow, is imported only then)."""
+    if not enabled:
+        yield
+        return
+    from radtl import data
+
+    with data.reuse():
+        yield
 
 
 @contextlib.contextmanager

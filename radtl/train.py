@@ -13,7 +13,10 @@ The recipe, top to bottom (what `radtl train` does):
 3. Build the model (`radtl.build_model`: preprocessing, backbone, head), the loss and
    the schedule from their registries with one `RunContext` (number of classes,
    training batches), the optimizer, and compile with a positive-class AUC metric.
-4. `fit` with the schedule and the loss's callbacks, a checkpoint of the best epoch by
+4. `fit` with the schedule and the loss's callbacks (when the backbone stays frozen and
+   nothing is augmented, `lp` or `freezeall` without augmentation, its features are
+   computed once per split and only the head is fitted: the same result, far less work;
+   `radtl.probing`), a checkpoint of the best epoch by
    `monitor` (finite weights only, no optimizer state), CSV history, TensorBoard logs,
    `keras.callbacks.TerminateOnNaN` and a kill-safe BackupAndRestore (`resume=True`).
 5. Check the run's health (`radtl.health`): a NaN/inf loss, a loss stuck far above
@@ -63,6 +66,7 @@ from radtl import metrics as metrics_lib
 from radtl import models as models_lib
 from radtl import precision as precision_lib
 from radtl import pretrained
+from radtl import probing
 from radtl import schedules as schedules_lib
 from radtl.config import TrainConfig
 from radtl.registry import RunContext
@@ -170,8 +174,13 @@ class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint of the best epoch that never keeps non-finite weights.
 
     Saves with `save_inference_model` (no optimizer state: resuming uses the backup).
-    An epoch whose monitored value or weights are NaN/inf is never saved.
+    An epoch whose monitored value or weights are NaN/inf is never saved. `export`:
+    the model saved, when `fit` trains a part of it (the head, on cached features).
     """
+
+    def __init__(self, *args, export=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.export = export
 
     def _save_model(self, epoch, batch, logs):
         current = (logs or {}).get(self.monitor)
@@ -183,7 +192,7 @@ class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
             logger.warning("Epoch %d: weights are not finite; the checkpoint is not replaced.", epoch + 1)
             return
         self.best = current
-        save_inference_model(self.model, self.filepath)
+        save_inference_model(self.export or self.model, self.filepath)
 
 
 # ---------------------------------------------------------------------------- plan
@@ -300,16 +309,16 @@ _OPTIMIZERS = {
 }
 
 
-def _callbacks(config, run: RunDir, schedule, loss, resumed: bool) -> list[keras.callbacks.Callback]:
+def _callbacks(config, run: RunDir, schedule, loss, resumed: bool, export=None) -> list[keras.callbacks.Callback]:
     # BackupAndRestore comes last: at an epoch's end the checkpoint and the history row
     # are written before the backup, so a kill in between repeats that epoch's row
     # (de-duplicated when read) rather than losing it.
     return [
-        schedule,
+        *([schedule] if schedule is not None else []),
         *loss.callbacks(),
         keras.callbacks.TerminateOnNaN(),
         _BestCheckpoint(str(run.file("checkpoint")), monitor=config.monitor, mode=monitor_mode(config.monitor),
-                        save_best_only=True, verbose=0,
+                        save_best_only=True, verbose=0, export=export,
                         initial_value_threshold=run.best_so_far(config.monitor) if resumed else None),
         keras.callbacks.CSVLogger(str(run.file("history")), append=resumed),
         keras.callbacks.TensorBoard(str(run.file("tensorboard"))),
@@ -367,12 +376,10 @@ def _confounding(config: TrainConfig, dataset, split: str, which: str = "fractio
     return data_lib.Confounding(kind, spec, frozenset(np.asarray(filenames)[chosen].tolist()), seed=config.seed)
 
 
-def _load_best(run: RunDir) -> keras.Model:
-    path = run.file("checkpoint")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: the run in {run.path} saved no checkpoint "
-                                "(was it killed before its first epoch ended? continue it with --resume).")
-    return keras.models.load_model(path, compile=False)
+def _evaluation_confounding(config: TrainConfig, dataset, split: str):
+    """What a split is evaluated with: validation as trained (the confounder in a fraction
+    of its positives), train and test clean (the confounded test sets are separate)."""
+    return _confounding(config, dataset, split) if split == "val" else None
 
 
 # ---------------------------------------------------------------------------- public
@@ -429,6 +436,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
                           resize_method=config.resize_method, confounding=_confounding(config, dataset, "val"))
     steps_per_epoch = math.ceil(dataset.split_sizes["train"] / config.batch_size)
+    cached = probing.can_cache(config)
     if status == "new":
         run.write_config(config.to_dict(), {
             "precision": dataclasses.asdict(choice),
@@ -436,6 +444,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             "replicas": strategy.num_replicas_in_sync,
             "class_names": names,
             "split_sizes": dataset.split_sizes,
+            "cached_features": cached,
             "weights_file": str(checked.weights_file) if checked.weights_file else None,
             "versions": _package_versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -453,13 +462,23 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             weights_dir=config.weights_dir, **config.head_options)
         loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
         schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
-        model.compile(optimizer=_OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch)),
-                      loss=loss, jit_compile=choice.xla,
-                      metrics=[keras_metrics.auc_metric(len(names)),
-                               keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    callbacks = _callbacks(config, run, schedule, loss, resumed=status == "unfinished")
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-              shuffle=False)  # the pipeline shuffles, seeded
+        trained, fit_train, fit_val, export = model, train_ds, val_ds, None
+        if cached:  # a frozen backbone and no augmentation: its features once, the head trained on them
+            progress("The backbone stays frozen and nothing is augmented: computing its features once per split ...")
+            extractor, trained = probing.split_model(model)
+            load = dict(image_size=config.image_size, batch_size=config.batch_size, resize_method=config.resize_method)
+            fit_train = probing.feature_dataset(
+                extractor, dataset.load("train", shuffle=False, confounding=_confounding(config, dataset, "train"),
+                                        **load), shuffle_seed=config.seed)
+            fit_val = probing.feature_dataset(extractor, val_ds)
+            schedule, export = None, model
+        trained.compile(optimizer=_OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch)),
+                        loss=loss, jit_compile=choice.xla,
+                        metrics=[keras_metrics.auc_metric(len(names)),
+                                 keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    callbacks = _callbacks(config, run, schedule, loss, resumed=status == "unfinished", export=export)
+    trained.fit(fit_train, validation_data=fit_val, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+                shuffle=False)  # the pipeline shuffles, seeded
 
     history = run.history()
     run.write_history(history)  # de-duplicated once (a resumed run appends, a kill may repeat a row)
@@ -473,12 +492,10 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
         best = best_index(history[config.monitor], config.monitor)
         metrics = {"monitor": config.monitor, "best_epoch": int(history["epoch"].iloc[best]) + 1,
                    "best_value": float(history[config.monitor].iloc[best])}
-        model = _load_best(run)
+        model = run.load_model()
         for split in ("val", "test"):
             progress(f"Predicting the {split} split with the best checkpoint (epoch {metrics['best_epoch']}) ...")
-            # Validation as trained (a confounder in a fraction of its positives); test clean.
-            predictions = _predict_split(model, config, dataset, split,
-                                         _confounding(config, dataset, split) if split == "val" else None)
+            predictions = _predict_split(model, config, dataset, split, _evaluation_confounding(config, dataset, split))
             run.write_predictions(split, predictions)
             failure = health.check_predictions(probabilities(predictions), split)
             if failure is not None:
@@ -531,7 +548,7 @@ def evaluate(run_dir, split: str = "test") -> dict:
     config = run.read_config()
     metrics = run.read_metrics()
     dataset = data_lib.open(config.dataset, config.fold, config.data_dir)
-    predictions = _predict_split(_load_best(run), config, dataset, split)
+    predictions = _predict_split(run.load_model(), config, dataset, split, _evaluation_confounding(config, dataset, split))
     run.write_predictions(split, predictions)
     metrics[split] = metrics_lib.evaluate_predictions(predictions["label"].to_numpy(), probabilities(predictions))
     run.write_metrics(metrics)
@@ -558,7 +575,7 @@ def predict(run_dir, image_paths) -> pd.DataFrame:
     run.require_finished()
     config = run.read_config()
     names = run.class_names
-    model = _load_best(run)
+    model = run.load_model()
     rows = []
     for path in map(Path, image_paths):
         row = {"filename": str(path), **{f"prob_{n}": np.nan for n in names}, "predicted": "", "error": ""}

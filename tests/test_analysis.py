@@ -520,3 +520,12 @@ def test_summarize_plots_auc_against_the_confounder_fraction(tmp_path):
     ood = tests[(tests["metric"] == "test_confounded_negatives_auc") & (tests["confounder.fraction"] == 1.0)]
     assert ood["permutation_p"].item() == pytest.approx(1.0 / 3.0)  # 2 vs 2 runs: 6 splits, 2 as extreme
     assert "Sources per confounder fraction" in result.markdown
+
+
+def test_runs_without_a_confounder_are_their_own_setting(tmp_path):
+    runs = tmp_path / "runs"
+    for fold in (1, 2):
+        make_run(runs, f"clean-fold{fold}", fold=fold)
+        make_run(runs, f"tagged-fold{fold}", fold=fold, confounder={"kind": "tag", "fraction": 0.5})
+    table = analysis.summarize(runs).runs
+    assert sorted(table["confounder.fraction"].astype(str)) == ["0.5", "0.5", "none", "none"]

@@ -97,7 +97,7 @@ def test_train_evaluate_predict_compare(env):
         assert "dice:" in explained.output and "95% CI" in explained.output
     scores = pd.read_csv(run_a / "localisation_test.csv")
     assert scores["has_mask"].all() and scores["dice"].between(0, 1).all()  # the simulated lesions' masks
-    localisation = json.loads((run_a / "metrics.json").read_text())["localisation"]
+    localisation = json.loads((run_a / "metrics.json").read_text())["localisation"]["test"]
     assert localisation["n"] == len(scores) and localisation["layer"] == "block3_pool"
     assert localisation["mean"]["dice"] == pytest.approx(scores["dice"].mean())
     assert (run_a / "plots" / "explain_test.png").stat().st_size > 1000
@@ -107,9 +107,15 @@ def test_train_evaluate_predict_compare(env):
     ensembled = invoke("ensemble", run_a, run_b, "--out", env / "ens", "--method", "stacking")
     assert ensembled.exit_code == 0, ensembled.output
     assert "test AUC" in ensembled.output and "DeLong" in ensembled.output
+    not_a_model = invoke("evaluate", env / "ens")
+    assert not_a_model.exit_code == 1 and "Error:" in not_a_model.output and "ensemble" in not_a_model.output
+    bad_layer = invoke("explain", run_a, "--layer", "no_such_layer")
+    assert bad_layer.exit_code == 1 and "Error:" in bad_layer.output
     summary = invoke("summarize", env, "--out", env / "summary")
     assert summary.exit_code == 0, summary.output
-    assert "ens" in set(pd.read_csv(env / "summary" / "summary_runs.csv")["run"])
+    summary_runs = pd.read_csv(env / "summary" / "summary_runs.csv")
+    assert "ens" in set(summary_runs["run"])
+    assert summary_runs.set_index("run").loc["a", "localisation_dice"] == pytest.approx(localisation["mean"]["dice"])
 
 
 def _wait_for(predicate, timeout, what):

@@ -116,3 +116,15 @@ def test_choices_are_the_owning_modules_choices():
 def test_settings_that_do_not_hold_together(values, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig.from_dict(values)
+
+
+def test_overrides_of_dict_fields_merge_with_the_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("weights: none\nschedule: lp-ft\nschedule_options: {probe_epochs: 3, learning_rate: 1e-5}\n")
+    config = TrainConfig.from_yaml(path, {"schedule_options": {"probe_epochs": 1}})
+    assert config.schedule_options == {"probe_epochs": 1, "learning_rate": 1e-5}
+
+
+def test_options_of_components_that_need_training_data_are_checked_too():
+    with pytest.raises(ConfigError, match="num_batches"):
+        TrainConfig(weights=None, schedule="auto-rgn", schedule_options={"num_batches": 0})

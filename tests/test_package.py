@@ -53,15 +53,16 @@ def test_cli_help_answers_without_tensorflow():
     assert out.split() == ["False", "True"]
 
 
-@pytest.mark.parametrize("keras_first", [False, True])
-def test_saved_model_loads_after_import_radtl(tmp_path, keras_first):
+@pytest.mark.parametrize("first", ["import radtl\nimport keras\n", "import keras\nimport radtl\n",
+                                   "import radtl\nimport tensorflow\nimport keras\n"],
+                         ids=["radtl-keras", "keras-radtl", "radtl-tensorflow-keras"])
+def test_saved_model_loads_after_import_radtl(tmp_path, first):
     path = tmp_path / "model.keras"
     _python("import keras, radtl\n"
             "m = radtl.build_model('mobilenet_v2', None, head='mlp', input_shape=(32, 32, 3), preprocessing='native')\n"
             "m.compile(loss=radtl.losses.get('label_smoothing', epsilon=0.1), "
             "metrics=[radtl.keras_metrics.PositiveClassAUC()])\n"
             f"m.save({str(path)!r})")
-    first = "import keras\nimport radtl\n" if keras_first else "import radtl\nimport keras\n"
     out = _python(first + f"m = keras.models.load_model({str(path)!r})\n"
                   "print(json.dumps([type(m.loss).__name__, [l.name for l in m.layers][:2]]))".replace(
                       "json.dumps", "__import__('json').dumps"))

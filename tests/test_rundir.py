@@ -96,7 +96,7 @@ def test_config_round_trip_and_errors(tmp_path):
     assert run.read_config_dict() == CONFIG
     assert run.read_resolved() == RESOLVED and run.class_names == ["benign", "malignant"]
     run.file("config").write_text("{not json")
-    with pytest.raises(ValueError, match="config.json is not valid JSON .*corrupt"):
+    with pytest.raises(RunDirectoryError, match="config.json is not valid JSON .*corrupt"):
         run.read_config_dict()
     run.file("config").write_text(json.dumps({"dataset": "x"}))
     with pytest.raises(ValueError, match=r"must hold \{'config': ..., 'resolved': ...\}"):

@@ -488,3 +488,90 @@ def test_shipped_source_matters_grid_varies_the_confounder_fraction():
     assert {c.confounder["fraction"] for _, c in runs} == {0.0, 0.1, 0.2, 0.5, 0.8, 1.0}
     assert {c.confounder["kind"] for _, c in runs} == {"tag"}
     assert {(c.weights, c.preprocessing) for _, c in runs} == {("imagenet", "native"), ("radimagenet", "official")}
+
+
+def test_a_dotted_grid_key_and_a_scenario_may_not_set_the_same_key():
+    with pytest.raises(sweep.SweepConfigError, match="both set `confounder.fraction`"):
+        sweep.expand({"base": {"weights": None},
+                      "scenarios": [{"name": "s", "confounder": {"kind": "tag", "fraction": 0.5}}],
+                      "grid": {"confounder.fraction": [0.1]}})
+
+
+# --- Data reuse across runs ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def built_dir(tmp_path_factory):
+    """A TFDS data dir holding synthetic_lesions fold 1 (built once for the module)."""
+    from radtl import data
+
+    root = tmp_path_factory.mktemp("tfds")
+    data.open("synthetic_lesions", 1, root)
+    return root
+
+
+class DataReadingTrainer(FakeTrainer):
+    """`FakeTrainer` that first reads fold 1's training split through `radtl.data`, as
+    `radtl.train.run` does, and records the fold object and the label order it saw.
+    After the first run it deletes the stored training records (`after_first`)."""
+
+    def __init__(self, data_dir, after_first=None):
+        super().__init__()
+        self.data_dir, self.after_first = data_dir, after_first
+        self.folds, self.labels = [], []
+
+    def __call__(self, config, run_dir, *, resume=False):
+        from radtl import data
+
+        fold = data.open("synthetic_lesions", 1, self.data_dir)
+        self.folds.append(fold)
+        ds = fold.load("train", image_size=32, batch_size=64, seed=config.seed)
+        self.labels.append([int(y) for _, labels in ds.as_numpy_iterator() for y in labels])
+        if len(self.folds) == 1 and self.after_first is not None:
+            self.after_first()
+        return super().__call__(config, run_dir, resume=resume)
+
+
+def _two_seed_yaml(tmp_path):
+    return write_yaml(tmp_path / "two.yaml", "name: two\nbase: {epochs: 1, image_size: 32}\ngrid: {seed: [0, 1]}\n")
+
+
+def _delete_training_records(root):
+    def delete():
+        records = list(Path(root).rglob("*train.tfrecord*"))
+        assert records
+        for path in records:
+            path.unlink()
+    return delete
+
+
+def test_sweep_reuses_the_opened_fold_and_its_decoded_images(built_dir, tmp_path):
+    import shutil
+
+    from radtl import data
+
+    copy = tmp_path / "tfds"
+    shutil.copytree(built_dir, copy)
+    trainer = DataReadingTrainer(copy, after_first=_delete_training_records(copy))
+    report = sweep.run_sweep(_two_seed_yaml(tmp_path), tmp_path / "runs", runner=trainer, reuse_data=True)
+    # The second run read the training split although its records were deleted: decoded once.
+    assert report.exit_code == 0 and len(report.done) == 2
+    assert trainer.folds[0] is trainer.folds[1]
+    # Each run saw the batches it sees alone (its own seeded shuffle order).
+    fresh = data.open("synthetic_lesions", 1, built_dir)
+    for seed, labels in zip((0, 1), trainer.labels):
+        alone = fresh.load("train", image_size=32, batch_size=64, seed=seed)
+        assert labels == [int(y) for _, batch in alone.as_numpy_iterator() for y in batch]
+    assert trainer.labels[0] != trainer.labels[1]
+    assert data.open("synthetic_lesions", 1, built_dir) is not fresh  # no memo outside the sweep
+
+
+@pytest.mark.parametrize("reuse_data", [False, None])  # None: off with a custom runner
+def test_sweep_without_reuse_reads_every_run_afresh(built_dir, tmp_path, reuse_data):
+    import shutil
+
+    copy = tmp_path / "tfds"
+    shutil.copytree(built_dir, copy)
+    trainer = DataReadingTrainer(copy, after_first=_delete_training_records(copy))
+    report = sweep.run_sweep(_two_seed_yaml(tmp_path), tmp_path / "runs", runner=trainer, reuse_data=reuse_data)
+    assert len(report.done) == 1 and len(report.failed) == 1  # the second run re-read the deleted records
+    assert trainer.folds[0] is not trainer.folds[1]

@@ -232,3 +232,20 @@ def test_a_tag_confounder_in_every_positive_is_learnt_as_a_shortcut(config, tmp_
 
     baseline = train.run(shortcut.replace(confounder={**tag, "fraction": 0.0}), tmp_path / "baseline", verbose=0)
     assert baseline["test_confounded_negatives"]["roc_auc"]["auc"] > baseline["test_clean"]["roc_auc"]["auc"] - 0.1
+
+
+def test_a_frozen_backbone_without_augmentation_trains_its_head_on_cached_features(config, tmp_path, monkeypatch):
+    from radtl import probing
+
+    probe = config.replace(schedule="lp", augment=False, head_options={"dropout": 0.0}, learning_rate=1e-3,
+                           preprocessing="native")
+    cached = train.run(probe, tmp_path / "cached", verbose=0)
+    assert RunDir(tmp_path / "cached").read_resolved()["cached_features"] is True
+    monkeypatch.setattr(probing, "can_cache", lambda config: False)
+    end_to_end = train.run(probe, tmp_path / "end_to_end", verbose=0)
+    assert RunDir(tmp_path / "end_to_end").read_resolved()["cached_features"] is False
+    heads = [RunDir(tmp_path / name).load_model().get_layer("linear_head").get_weights()
+             for name in ("cached", "end_to_end")]
+    for a, b in zip(*heads):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert cached["test"]["roc_auc"]["auc"] == pytest.approx(end_to_end["test"]["roc_auc"]["auc"], abs=1e-4)
