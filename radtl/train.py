@@ -417,11 +417,18 @@ def run(config: TrainConfig, run_dir, *, resume: bool = False, verbose="auto", p
         return run_dir.read_metrics()
     checked = plan(config)
     run_dir.create()
+    # The run's dtype policy and op determinism do not leak out (op determinism has no
+    # public getter or switch-off in TensorFlow 2.21: its framework module has both).
+    from tensorflow.python.framework import config as tf_framework_config
+
     previous_policy = keras.config.dtype_policy()
+    was_deterministic = tf_framework_config.is_op_determinism_enabled()
     try:
         return _run(checked, run_dir, status, verbose, progress or logger.info)
     finally:
-        keras.config.set_dtype_policy(previous_policy)  # the run's policy does not leak out
+        keras.config.set_dtype_policy(previous_policy)
+        if not was_deterministic:
+            tf_framework_config.disable_op_determinism()
 
 
 def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
