@@ -324,7 +324,8 @@ def predict(run_dir, images, output):
 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["val", "test", "test_confounded_negatives", "test_confounded_positives"]),
+              default="test", show_default=True, help="The confounded test sets exist for runs with a `confounder`.")
 @click.option("--json", "as_json", type=click.Path(dir_okay=False), default=None, help="Also write the result as JSON.")
 def compare(run_dirs, split, as_json):
     """DeLong test (and paired bootstrap) of runs evaluated on the same images."""

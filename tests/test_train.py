@@ -233,6 +233,11 @@ def test_a_tag_confounder_in_every_positive_is_learnt_as_a_shortcut(config, tmp_
     baseline = train.run(shortcut.replace(confounder={**tag, "fraction": 0.0}), tmp_path / "baseline", verbose=0)
     assert baseline["test_confounded_negatives"]["roc_auc"]["auc"] > baseline["test_clean"]["roc_auc"]["auc"] - 0.1
 
+    from radtl import analysis  # the inverted test set compares like any split (DeLong)
+
+    compared = analysis.compare_runs([tmp_path / "shortcut", tmp_path / "baseline"], split="test_confounded_negatives")
+    assert compared["pairs"][0]["delong"]["difference"] < -0.3
+
 
 def test_a_frozen_backbone_without_augmentation_trains_its_head_on_cached_features(config, tmp_path, monkeypatch):
     from radtl import probing
