@@ -39,7 +39,8 @@ import tensorflow as tf
 from radtl._checks import check_choice
 from radtl._checks import check_number
 
-__all__ = ["AugmentConfig", "OFFICIAL", "augment", "augment_batch", "sample_transform", "transform_matrix"]
+__all__ = ["AugmentConfig", "OFFICIAL", "augment", "augment_batch", "image_transform", "warp_batch",
+           "sample_transform", "transform_matrix"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +151,15 @@ def transform_matrix(params: dict, height, width) -> tf.Tensor:
     return offset @ matrix @ reset
 
 
-def _flat_transform(config: AugmentConfig, seed, height, width):
-    """One image's 8 affine coefficients and flip flag, from its stateless seed."""
+def image_transform(config: AugmentConfig, seed, height, width):
+    """One image's transform from its stateless seed: 8 affine coefficients and a flip flag.
+
+    Cheap (a few scalar ops): `radtl.data` draws it per image in its parallel map and
+    warps whole batches with `warp_batch`.
+
+    Returns:
+        (float32 (8,) coefficients a0 a1 a2 b0 b1 b2 c0 c1, float32 scalar flip 0/1).
+    """
     params = sample_transform(config, seed)
     matrix = transform_matrix(params, height, width)
     flat = tf.reshape(matrix, (9,))[:8]  # a0 a1 a2 b0 b1 b2 c0 c1 (normalised: c2 == 1)
@@ -164,6 +172,12 @@ def _warp(images, transforms, config: AugmentConfig):
         images, transforms, interpolation="bilinear",
         fill_mode=config.fill_mode, data_format="channels_last",
     )
+
+
+def warp_batch(images, transforms, flips, config: AugmentConfig = OFFICIAL):
+    """Warps (B, H, W, C) images with their (B, 8) transforms in one call, then flips (B,) per image."""
+    warped = _warp(tf.convert_to_tensor(images, tf.float32), transforms, config)
+    return tf.where(tf.reshape(flips > 0.5, (-1, 1, 1, 1)), tf.reverse(warped, axis=[2]), warped)
 
 
 def augment(image, seed, config: AugmentConfig = OFFICIAL):
@@ -188,7 +202,7 @@ def augment(image, seed, config: AugmentConfig = OFFICIAL):
     if config.is_identity:
         return image
     shape = tf.shape(image)
-    flat, flip = _flat_transform(config, seed, shape[0], shape[1])
+    flat, flip = image_transform(config, seed, shape[0], shape[1])
     warped = _warp(image[None], flat[None], config)[0]
     return tf.cond(flip > 0.5, lambda: tf.reverse(warped, axis=[1]), lambda: warped)
 
@@ -232,8 +246,7 @@ def augment_batch(images, seeds, config: AugmentConfig = OFFICIAL):
         return images
     shape = tf.shape(images)
     flat, flip = tf.map_fn(
-        lambda seed: _flat_transform(config, seed, shape[1], shape[2]), seeds,
+        lambda seed: image_transform(config, seed, shape[1], shape[2]), seeds,
         fn_output_signature=(tf.TensorSpec((8,), tf.float32), tf.TensorSpec((), tf.float32)),
     )
-    warped = _warp(images, flat, config)
-    return tf.where(tf.reshape(flip > 0.5, (-1, 1, 1, 1)), tf.reverse(warped, axis=[2]), warped)
+    return warp_batch(images, flat, flip, config)

@@ -665,18 +665,27 @@ class DatasetFold:
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batched = False
         if augment:
-            # Batched on the CPU ("auto" today): the per-image seed pairs are zipped in
-            # stream order, then one warp per batch (`augmentation.augment_batch`), which
-            # equals the per-image `augmentation.augment` image by image.
-            ds = tf.data.Dataset.zip(ds, seeds).batch(batch_size)
+            # Batched on the CPU ("auto" today): each image's transform is drawn from its
+            # seed pair (in stream order) in the parallel per-image map, a few scalar ops;
+            # the warp runs once per batch. The pixels equal the per-image
+            # `augmentation.augment` image by image (tested).
             config = augment
 
-            def augment_fn(example, pairs):
+            def draw(example, pair):
                 example = dict(example)
-                example["image"] = augmentation.augment_batch(tf.cast(example["image"], tf.float32), pairs, config)
+                example["transform"], example["flip"] = augmentation.image_transform(
+                    config, pair, image_size, image_size)
                 return example
 
-            ds = ds.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+            def warp(example):
+                example = dict(example)
+                image = augmentation.warp_batch(tf.cast(example["image"], tf.float32), example.pop("transform"),
+                                                example.pop("flip"), config)
+                example["image"] = image
+                return example
+
+            ds = tf.data.Dataset.zip(ds, seeds).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.batch(batch_size).map(warp, num_parallel_calls=tf.data.AUTOTUNE)
             batched = True
 
         def finish(example):
