@@ -727,12 +727,10 @@ class DatasetFold:
             per class name and a `total`.
         """
         import pandas as pd
-        import tensorflow_datasets as tfds
 
         rows = {}
         for split in self.split_sizes:
-            ds = self.builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-            labels = np.fromiter((int(x) for x in ds.map(lambda e: e["label"]).as_numpy_iterator()), dtype=np.int64)
+            _, labels = self.labels(split)  # images and masks stay encoded
             per_class = np.bincount(labels, minlength=self.num_classes)
             rows[split] = dict(zip(self.class_names, per_class.tolist()), total=int(len(labels)))
         return pd.DataFrame.from_dict(rows, orient="index")

@@ -99,7 +99,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import fcntl
 import hashlib
 import itertools
@@ -115,6 +114,7 @@ from typing import Any
 
 
 from radtl.config import ConfigError, TrainConfig, load_yaml
+from radtl.config import _did_you_mean
 from radtl.rundir import RunDir, write_json
 
 __all__ = [
@@ -231,11 +231,6 @@ class SweepReport:
 
 def _fail(source, where, message) -> typing.NoReturn:
     raise SweepConfigError(f"{source}: {where}: {message}")
-
-
-def _did_you_mean(value, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _check_keys(keys, valid, source, where):
