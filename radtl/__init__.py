@@ -5,7 +5,7 @@ plain `import radtl`, and `import radtl` stays cheap until one is touched):
 `data`, `augmentation`, `preprocessing`, `backbones`, `weights`, `pretrained`,
 `heads`, `models`, `schedules`, `losses`, `precision`, `metrics`, `stats`, `config`,
 `rundir`, `train`, `sweep`, `analysis`, `plots`, `health`, `registry`, `similarity`,
-`activations`, `ensembles`, `confounders`, `interpret`.
+`activations`, `ensembles`, `confounders`, `interpret`, `imaging`, `splits`, `importing`.
 
 Saved models: the custom Keras objects a radtl model or checkpoint holds (the
 preprocessing layer, heads, losses, training metrics) are registered as soon as Keras
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "activations", "analysis", "augmentation", "backbones", "config", "confounders", "interpret", "probing", "data", "download", "health", "heads", "keras_metrics",
     "losses", "metrics", "models", "plots", "precision", "preprocessing", "pretrained", "registry", "rundir",
-    "schedules", "similarity", "stats", "sweep", "train", "weights", "ensembles",
+    "schedules", "similarity", "stats", "sweep", "train", "weights", "ensembles", "imaging", "splits", "importing",
 )
 
 # Public name -> module that defines it.

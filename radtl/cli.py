@@ -6,6 +6,7 @@
     radtl predict runs/RUN image1.png image2.png
     radtl data info synthetic_lesions --fold 1
     radtl data build radimagenet_acl --manual-dir ~/Downloads/acl
+    radtl data import thyroid_us --csv labels.csv --image-root images/ --group-col patient
 
 Each command parses its options and calls one library function. TensorFlow is imported
 only inside commands, so `--help` answers at once. Settings are validated by
@@ -23,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
@@ -31,7 +33,6 @@ from radtl.config import CHOICES  # noqa: E402
 from radtl.config import TrainConfig  # noqa: E402
 from radtl.config import load_yaml  # noqa: E402
 
-NUM_FOLDS = 5
 SPLITS = ("train", "val", "test")
 
 # Exceptions that are expected failures, by the module that owns them: printed as one
@@ -93,15 +94,28 @@ _data_dir_option = click.option(
     help="TFDS data directory (default: $RADTL_DATA_DIR or ~/tensorflow_datasets).")
 
 
+@data.command("list")
+@_data_dir_option
+def data_list(data_dir):
+    """The registered datasets, and those imported into the data directory."""
+    from radtl import data as data_lib
+
+    for name in data_lib.names(data_dir):
+        spec = data_lib.get(name, data_dir)
+        kind = ("imported: " + spec.manual_dir_contents if spec.imported
+                else "embedded" if spec.embedded else "manual download: " + spec.manual_dir_contents)
+        click.echo(f"{name:24s} {spec.num_folds} folds  {kind}")
+
+
 @data.command("info")
 @click.argument("name")
-@click.option("--fold", type=click.IntRange(1, NUM_FOLDS), default=1, show_default=True, help="Official fold.")
+@click.option("--fold", type=click.IntRange(min=1), default=1, show_default=True, help="Fold.")
 @_data_dir_option
 def data_info(name, fold, data_dir):
     """Counts per split and class of one fold of dataset NAME (builds the embedded one on first use)."""
     from radtl import data as data_lib
 
-    _check_name("dataset", name)
+    TrainConfig.from_dict({"dataset": name, "fold": fold, "data_dir": data_dir})  # the config's messages
     table = data_lib.open(name, fold, data_dir).counts()
     click.echo(f"{name}/fold{fold}")
     click.echo(table.to_string())
@@ -109,17 +123,19 @@ def data_info(name, fold, data_dir):
 
 @data.command("build")
 @click.argument("name")
-@click.option("--fold", type=click.IntRange(1, NUM_FOLDS), multiple=True,
-              help="Fold(s) to build; all five when not given.")
+@click.option("--fold", type=click.IntRange(min=1), multiple=True,
+              help="Fold(s) to build; all of the dataset's folds when not given.")
 @click.option("--manual-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Your manual download (the RadImageNet acl/ or breast/ folder, or the original release).")
 @_data_dir_option
 def data_build(name, fold, manual_dir, data_dir):
-    """Prepare dataset NAME (the same as `tfds build`), offline."""
+    """Prepare dataset NAME (the same as `tfds build`), offline; rebuilds an imported one from its split lists."""
     from radtl import data as data_lib
 
-    _check_name("dataset", name)
-    for k in fold or range(1, NUM_FOLDS + 1):
+    spec = data_lib.get(name, data_dir)
+    for k in fold:
+        data_lib.check_fold(k, spec.num_folds, name)
+    for k in fold or range(1, spec.num_folds + 1):
         click.echo(f"Building {name}/fold{k} ...")
         built = data_lib.build(name, k, data_dir=data_dir, manual_dir=manual_dir)
         click.echo(f"  done: {built.data_dir}")
@@ -128,6 +144,78 @@ def data_build(name, fold, manual_dir, data_dir):
 def _check_name(field: str, value) -> None:
     """Validates a registry name as the config does (same message)."""
     TrainConfig.check_field(field, value)
+
+
+@data.command("import")
+@click.argument("name")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), default=None,
+              help="A CSV with one row per image: path (relative to --image-root), label, optional group.")
+@click.option("--image-root", type=click.Path(file_okay=False), default=None,
+              help="Folder the CSV's (or split lists') paths are relative to.")
+@click.option("--folders", type=click.Path(file_okay=False), default=None,
+              help="A folder with one sub-folder of images per class.")
+@click.option("--splits", "splits_dir", type=click.Path(file_okay=False), default=None,
+              help="Given split lists ([prefix_]{train,val,test}_fold{k}.csv, RadImageNet dataframe/ format), "
+                   "used verbatim.")
+@click.option("--path-col", default=None, help="Path column [default: path; split lists: detected].")
+@click.option("--label-col", default=None, help="Label column [default: label; split lists: detected].")
+@click.option("--group-col", default=None, help="Group (patient) column: its images stay in one split.")
+@click.option("--group-regex", default=None,
+              help=r"Regular expression whose group (named 'group', else the first) finds the patient id in a file "
+                   r"name, e.g. '^(P\d+)_'. Default: each file its own group.")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="Class names in label order (binary: the positive class last). Default: sorted label values.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Folds to make.")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.15,
+              show_default=True, help="Share of each fold's non-test groups used for validation.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the folds.")
+@_data_dir_option
+def data_import(name, csv_file, image_root, folders, splits_dir, path_col, label_col, group_col, group_regex,
+                classes, folds, val_fraction, seed, data_dir):
+    """Import your labelled images as dataset NAME: patient-grouped stratified folds, every fold built.
+
+    Then `radtl train --dataset NAME`, sweeps and every analysis use it like the built-in
+    datasets. PNG, JPEG, 16-bit PNG and DICOM are stored as 8-bit RGB (see radtl.imaging).
+    """
+    from radtl import importing
+
+    def progress(stage, done, total):
+        if stage == "check" and (done == total or done % max(1, total // 10) == 0):
+            click.echo(f"  checked {done}/{total} images", err=True)
+        elif stage.startswith("build fold"):
+            click.echo(f"  building {stage[6:]} of {total} ...", err=True)
+
+    import tensorflow_datasets as tfds
+
+    tfds.display_progress_bar(False)  # the import prints its own progress
+    warnings = _WarningEcho()
+    logging.getLogger("radtl.importing").addHandler(warnings)
+    try:
+        record = importing.import_dataset(
+            name, csv=csv_file, image_root=image_root, folders=folders, splits_dir=splits_dir, path_col=path_col,
+            label_col=label_col, group_col=group_col, group_regex=group_regex,
+            classes=[c.strip() for c in classes.split(",")] if classes else None, folds=folds,
+            val_fraction=val_fraction, seed=seed, data_dir=data_dir, progress=progress)
+    finally:
+        logging.getLogger("radtl.importing").removeHandler(warnings)
+    from radtl import data as data_lib
+
+    where = data_lib.data_root(data_dir) / name
+    click.echo(f"Imported {name}: {record.images} images, {record.groups} groups, classes {record.class_names}, "
+               f"{record.num_folds} fold(s) ({record.split['method']}).")
+    click.echo(f"  conversion: {record.conversion['counts']}; split lists: {where / 'splits'}")
+    click.echo(f"  next: radtl data info {name}{f' --data-dir {data_dir}' if data_dir else ''}; "
+               f"radtl train --dataset {name}{f' --data-dir {data_dir}' if data_dir else ''} ...")
+
+
+class _WarningEcho(logging.Handler):
+    """Prints library warnings (e.g. groups with mixed labels) as `Warning:` lines."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+
+    def emit(self, record):
+        click.echo(f"Warning: {record.getMessage()}", err=True)
 
 
 # ---------------------------------------------------------------------------- weights
@@ -189,7 +277,7 @@ def _default(field):
 # the registries, with the same message as a config file.
 _TRAIN_OPTIONS = {
     "dataset": (["--dataset"], dict(help="Dataset name (`radtl data info --help`).")),
-    "fold": (["--fold"], dict(type=click.IntRange(1, NUM_FOLDS))),
+    "fold": (["--fold"], dict(type=click.IntRange(min=1))),
     "data_dir": (["--data-dir"], dict(type=click.Path(file_okay=False))),
     "backbone": (["--backbone"], dict(help="resnet50, densenet121, inception_v3, inception_resnet_v2, vgg16, vgg19, "
                                            "mobilenet_v2, efficientnet_b0, convnext_tiny.")),
@@ -326,15 +414,17 @@ def predict(run_dir, images, output):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(["val", "test", "test_confounded_negatives", "test_confounded_positives"]),
               default="test", show_default=True, help="The confounded test sets exist for runs with a `confounder`.")
+@click.option("--positive-class", type=click.IntRange(min=0), default=None,
+              help="Class index scored as positive (one-vs-rest); required for multi-class runs, default 1.")
 @click.option("--json", "as_json", type=click.Path(dir_okay=False), default=None, help="Also write the result as JSON.")
-def compare(run_dirs, split, as_json):
+def compare(run_dirs, split, positive_class, as_json):
     """DeLong test (and paired bootstrap) of runs evaluated on the same images."""
     from radtl import analysis
 
     if len(run_dirs) < 2:
         raise click.UsageError("compare needs at least two run directories.")
     try:
-        result = analysis.compare_runs(list(run_dirs), split=split)
+        result = analysis.compare_runs(list(run_dirs), split=split, positive_class=positive_class)
     except ValueError as err:  # runs on different images, classes, ...
         raise click.ClickException(str(err)) from None
     click.echo(analysis.format_comparison(result))

@@ -7,9 +7,10 @@ everywhere, before any data or weight file is touched:
 
 * unknown keys (with the valid ones);
 * types (`batch_size: 16.5`, `augment: "yes please"`), with ints accepted for floats;
-* ranges (`learning_rate` > 0, `fold` 1..5, ...) and fixed choices (`optimizer`, ...);
-* registry names (`dataset`, `backbone`, `head`, `loss`, `schedule`), read from the
-  registries of the modules that own them;
+* ranges (`learning_rate` > 0, `fold` >= 1, ...) and fixed choices (`optimizer`, ...);
+* registry names (`backbone`, `head`, `loss`, `schedule`), read from the registries of
+  the modules that own them; `dataset` is a registered dataset or one imported into
+  `data_dir` (`radtl data import`), and `fold` one of its folds;
 * component options (`head_options`, `loss_options`, `schedule_options`): names the
   component does not take, and values it refuses when it is built.
 
@@ -98,7 +99,6 @@ CHOICES = {
 
 #: Fields whose value is a registered name: field -> module owning the registry.
 REGISTRY_FIELDS = {
-    "dataset": "radtl.data",
     "backbone": "radtl.backbones",
     "head": "radtl.heads",
     "loss": "radtl.losses",
@@ -110,7 +110,7 @@ OPTION_FIELDS = {"head_options": "head", "loss_options": "loss", "schedule_optio
 
 # Numeric fields: (low, high, include_low).
 _RANGES = {
-    "fold": (1, 5, True),
+    "fold": (1, None, True),  # and <= the dataset's folds: checked with the dataset
     "epochs": (1, None, True),
     "batch_size": (1, None, True),
     "image_size": (1, None, True),
@@ -161,8 +161,9 @@ class TrainConfig:
     """Everything that defines one training run.
 
     Attributes:
-        dataset: str. Dataset name (`radtl.data.names()`).
-        fold: int. Official fold, 1..5.
+        dataset: str. Dataset name (`radtl.data.names(data_dir)`: registered, or imported
+            into `data_dir` with `radtl data import`).
+        fold: int. Fold, 1..5 for the RadImageNet tasks (1..K for an imported dataset).
         data_dir: str or None. Where the dataset is built (None: `$RADTL_DATA_DIR`
             or ~/tensorflow_datasets).
         backbone: str. Backbone registry name (`radtl.backbones.names()`).
@@ -299,6 +300,7 @@ class TrainConfig:
         from radtl import models
         from radtl.registry import RunContext
 
+        self._check_dataset()
         if self.confounder:
             from radtl import confounders
 
@@ -329,6 +331,18 @@ class TrainConfig:
                 reg.build(name, getattr(self, field), context)
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"`{field}` of {name_field} {name!r}: {err}") from None
+
+    def _check_dataset(self):
+        """`dataset` is registered or imported into `data_dir`, and `fold` is one of its folds."""
+        from radtl import data
+
+        try:
+            spec = data.get(self.dataset, self.data_dir)
+            data.check_fold(self.fold, spec.num_folds, spec.name)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        except data.DataError as err:  # an unreadable import record
+            raise ConfigError(f"`dataset` {self.dataset!r}: {err}") from None
 
     # ------------------------------------------------------------------ building
     @classmethod

@@ -62,8 +62,8 @@ if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
     from radtl import augmentation
 
 __all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "Confounding", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
-           "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "names", "get", "open", "builder", "build", "build_command",
-           "load", "reuse", "counts", "class_names", "decode_image", "decode_mask"]
+           "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "UnknownDatasetError", "check_fold", "names", "imported_names", "data_root", "get", "open", "builder", "build", "build_command",
+           "load", "reuse", "counts", "class_names", "decode_image", "resize_image", "decode_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,9 @@ class DatasetSpec:
         manual_dir_hint: str. Placeholder path of the user's manual download, as
             shown in build commands (e.g. "/path/to/acl").
         manual_dir_contents: str. What that folder holds, in words.
+        num_folds: int. Folds `fold1`..`fold{num_folds}` (5 for the RadImageNet tasks).
+        import_dir: Path or None. `<data_dir>/<name>` of an imported dataset (its
+            `import.json` and split lists); None for registered datasets.
     """
 
     name: str
@@ -127,11 +130,18 @@ class DatasetSpec:
     embedded: bool = False
     manual_dir_hint: str = ""
     manual_dir_contents: str = ""
+    num_folds: int = NUM_FOLDS
+    import_dir: Path | None = None
+
+    @property
+    def imported(self) -> bool:
+        """True for a dataset imported with `radtl data import` (its folder is `import_dir`)."""
+        return self.import_dir is not None
 
     @property
     def builder_dir(self) -> Path:
         """The builder's folder (what `tfds build` takes)."""
-        return _BUILDERS_DIR / self.name
+        return _BUILDERS_DIR / ("imported" if self.imported else self.name)
 
 
 REGISTRY = Registry("dataset")
@@ -158,25 +168,81 @@ for _spec in (
 del _spec
 
 
-def names() -> list[str]:
-    """Names of the registered datasets."""
-    return REGISTRY.names()
+_IMPORTED_MODULE = "tfds_builders.imported.imported_dataset_builder"
 
 
-def get(name: str) -> DatasetSpec:
-    """Returns the `DatasetSpec` registered under `name` (unknown names list the valid ones)."""
-    return REGISTRY.get(name)
-
-
-def _check_fold(fold: int) -> None:
-    if isinstance(fold, bool) or fold not in range(1, NUM_FOLDS + 1):
-        raise ValueError(f"`fold` must be one of 1..{NUM_FOLDS}. Received: fold={fold!r}")
+class UnknownDatasetError(DataError, ValueError):
+    """A dataset name that is neither registered nor imported in the data directory."""
 
 
 def _data_dir(data_dir):
     """`data_dir`, else `$RADTL_DATA_DIR`, else None (TFDS' default, ~/tensorflow_datasets)."""
     data_dir = data_dir or os.environ.get("RADTL_DATA_DIR")
     return os.fspath(data_dir) if data_dir else None
+
+
+def data_root(data_dir=None) -> Path:
+    """The data directory in use: `data_dir`, else `$RADTL_DATA_DIR`, else ~/tensorflow_datasets."""
+    return Path(_data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets"))
+
+
+def imported_names(data_dir=None) -> list[str]:
+    """Names of the datasets imported (`radtl data import`) into the data directory, sorted."""
+    from tfds_builders.imported import import_record
+
+    root = data_root(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if import_record.NAME_PATTERN.fullmatch(p.name) and import_record.is_import_dir(p))
+
+
+def names(data_dir=None) -> list[str]:
+    """Names of the registered datasets, then those imported into the data directory."""
+    return REGISTRY.names() + [n for n in imported_names(data_dir) if n not in REGISTRY.names()]
+
+
+def get(name: str, data_dir=None) -> DatasetSpec:
+    """The `DatasetSpec` of `name`: a registered dataset, or one imported into the data directory.
+
+    Args:
+        name: str. A registered name (`REGISTRY`) or the name given to `radtl data import`.
+        data_dir: path or None. Where imported datasets are looked for; defaults to
+            `$RADTL_DATA_DIR` or ~/tensorflow_datasets.
+
+    Raises:
+        UnknownDatasetError: neither; the message lists both kinds and how to import.
+    """
+    if isinstance(name, str) and name in REGISTRY.names():
+        return REGISTRY.get(name)
+    from tfds_builders.imported import import_record
+
+    root = data_root(data_dir)
+    if isinstance(name, str) and import_record.NAME_PATTERN.fullmatch(name) and \
+            import_record.is_import_dir(root / name):
+        try:
+            record = import_record.read(root / name)
+        except ValueError as err:
+            raise DataError(str(err)) from None
+        return DatasetSpec(name, _IMPORTED_MODULE, num_folds=record.num_folds, import_dir=root / name,
+                           manual_dir_contents=f"the images under {record.image_root}")
+    imported = imported_names(data_dir)
+    import difflib
+
+    close = difflib.get_close_matches(str(name), REGISTRY.names() + imported, n=1)
+    raise UnknownDatasetError(
+        f"`dataset` must be a registered dataset {REGISTRY.names()} or one imported into {root} "
+        f"({imported or 'none there'}). Received: dataset={name!r}."
+        + (f" Did you mean {close[0]!r}?" if close else "")
+        + f" Fix: import your images first (`radtl data import {name} --folders DIR` or --csv FILE "
+          "--image-root DIR), or pass the --data-dir they were imported into.")
+
+
+def check_fold(fold: int, num_folds: int = NUM_FOLDS, name: str | None = None) -> None:
+    """Raises ValueError unless `fold` is one of 1..`num_folds` (the folds of dataset `name`)."""
+    if isinstance(fold, bool) or fold not in range(1, num_folds + 1):
+        of = f" ({name} has {num_folds} fold{'s' if num_folds > 1 else ''})" if name else ""
+        raise ValueError(f"`fold` must be one of 1..{num_folds}{of}. Received: fold={fold!r}")
 
 
 def _root(b) -> str:
@@ -196,15 +262,23 @@ def builder(name: str, fold: int = 1, data_dir=None) -> tfds.core.DatasetBuilder
 
     Prefer `open(...)`, which also checks the dataset is built and keeps one builder.
     """
-    spec = get(name)
-    _check_fold(fold)
+    spec = get(name, data_dir)
+    check_fold(fold, spec.num_folds, spec.name)
     module = importlib.import_module(spec.module)
+    if spec.imported:
+        return module.builder_class(spec.import_dir)(config=f"fold{fold}", data_dir=os.fspath(spec.import_dir.parent))
     return module.Builder(config=f"fold{fold}", data_dir=_data_dir(data_dir))
 
 
 def build_command(name: str, fold: int = 1, data_dir=None, manual_dir: str | None = None) -> str:
-    """The exact `tfds build` shell command that prepares one fold of `name`."""
-    spec = get(name)
+    """The exact `tfds build` shell command that prepares one fold of `name`.
+
+    An imported dataset has no `tfds build` command (its builder class is made from its
+    import record): its `radtl data build` command is returned instead.
+    """
+    spec = get(name, data_dir)
+    if spec.imported:
+        return _radtl_build_command(name, fold, spec.import_dir.parent)
     data_dir = _data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets")
     manual = manual_dir or spec.manual_dir_hint or "/path/to/download"
     return (f"tfds build {spec.builder_dir} --config=fold{fold} "
@@ -213,9 +287,9 @@ def build_command(name: str, fold: int = 1, data_dir=None, manual_dir: str | Non
 
 def _radtl_build_command(name: str, fold: int, data_dir, manual_dir=None) -> str:
     """The `radtl data build` command line that prepares one fold of `name`."""
-    spec = get(name)
+    spec = get(name, data_dir)
     data_dir = _data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets")
-    manual = "" if spec.embedded else f" --manual-dir {manual_dir or spec.manual_dir_hint or '/path/to/download'}"
+    manual = "" if spec.embedded or spec.imported else f" --manual-dir {manual_dir or spec.manual_dir_hint or '/path/to/download'}"
     return f"radtl data build {name} --fold {fold}{manual} --data-dir {data_dir}"
 
 
@@ -297,21 +371,22 @@ def build(name: str, fold: int = 1, *, data_dir=None, manual_dir=None) -> tfds.c
 
     from tfds_builders.radimagenet_common import ManualDataError
 
-    spec = get(name)
+    spec = get(name, data_dir)
     b = builder(name, fold, data_dir)
     if _is_prepared(b):
         return b
-    if not spec.embedded:
+    if not spec.embedded and not spec.imported:
         manual_dir = _check_manual_dir(spec, b, manual_dir)
     root = _root(b)
     retry = _radtl_build_command(name, fold, root, manual_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
+    source = spec.manual_dir_contents if spec.imported else f"manual_dir={manual_dir}"
     try:
         with _removed_on_failure(b):
             b.download_and_prepare(download_config=download_config)
     except ManualDataError as err:
         raise DatasetBuildError(
-            f"Could not build {name}/fold{fold} from manual_dir={manual_dir}:\n{err}\n"
+            f"Could not build {name}/fold{fold} from {source}:\n{err}\n"
             f"Nothing was kept in {root}. After the fix, run:\n  {retry}") from err
     except (OSError, tf.errors.OpError) as err:
         raise DatasetBuildError(
@@ -325,11 +400,15 @@ def _prepared_builder(name: str, fold: int, data_dir) -> tfds.core.DatasetBuilde
     b = builder(name, fold, data_dir)
     if _is_prepared(b):
         return b
-    spec = get(name)
+    spec = get(name, data_dir)
     if spec.embedded:
         logger.info("Building the embedded dataset %s/fold%d in %s (first use).", name, fold, _root(b))
         return build(name, fold, data_dir=data_dir)
     root = _root(b)
+    if spec.imported:
+        raise DatasetNotBuiltError(
+            f"Dataset {name}/fold{fold} (imported, {spec.manual_dir_contents}) is not built in {root}. "
+            f"Run:\n  {_radtl_build_command(name, fold, root)}")
     raise DatasetNotBuiltError(
         f"Dataset {name}/fold{fold} is not built in {root}. Download {spec.manual_dir_contents} "
         f"(see {spec.builder_dir / 'README.md'}), then run:\n"
@@ -380,8 +459,15 @@ def decode_image(encoded, image_size: int, resize_method: str = "bilinear") -> t
     """
     import tensorflow as tf
 
-    _check_resize_method(resize_method)
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    return resize_image(image, image_size, resize_method)
+
+
+def resize_image(image, image_size: int, resize_method: str = "bilinear") -> tf.Tensor:
+    """Resizes a uint8 RGB image (H, W, 3) to (image_size, image_size, 3) uint8, as `load` does."""
+    import tensorflow as tf
+
+    _check_resize_method(resize_method)
     image = tf.image.resize(image, (image_size, image_size), method=resize_method)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
@@ -740,8 +826,8 @@ def open(name: str, fold: int = 1, data_dir=None) -> DatasetFold:  # noqa: A001 
     """Opens one fold of a built dataset (building an embedded one on first use).
 
     Args:
-        name: str. Dataset name, one of `names()`.
-        fold: int. Official fold 1..5. Defaults to 1.
+        name: str. Dataset name, one of `names(data_dir)` (registered or imported).
+        fold: int. Fold 1..5 (1..K for an imported dataset with K folds). Defaults to 1.
         data_dir: path or None. Where the dataset is built; defaults to
             `$RADTL_DATA_DIR` or `~/tensorflow_datasets`.
 
@@ -761,9 +847,8 @@ def open(name: str, fold: int = 1, data_dir=None) -> DatasetFold:  # noqa: A001 
         >>> val = fold.load("val", image_size=32, batch_size=8)
     """
     if _REUSED is None:
-        return DatasetFold(get(name).name, fold, _prepared_builder(name, fold, data_dir))
-    _check_fold(fold)
-    key = (get(name).name, fold, _data_dir(data_dir))
+        return DatasetFold(get(name, data_dir).name, fold, _prepared_builder(name, fold, data_dir))
+    key = (get(name, data_dir).name, fold, _data_dir(data_dir))
     if key not in _REUSED:
         _REUSED[key] = DatasetFold(key[0], fold, _prepared_builder(name, fold, data_dir), keep_decoded=True)
     return _REUSED[key]

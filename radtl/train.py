@@ -59,6 +59,7 @@ import tensorflow as tf
 
 import radtl
 from radtl import data as data_lib
+from radtl import imaging
 from radtl import health
 from radtl import keras_metrics
 from radtl import losses as losses_lib
@@ -565,14 +566,16 @@ def evaluate(run_dir, split: str = "test") -> dict:
 def predict(run_dir, image_paths) -> pd.DataFrame:
     """Class probabilities of a run's best checkpoint for image files.
 
-    Images are read as the pipeline reads them (RGB, resized to the run's
-    `image_size` with its `resize_method`); the model applies its own preprocessing.
+    Images are read as the dataset builders read them (`radtl.imaging.read_image`:
+    8-bit PNG/JPEG as RGB, 16-bit PNG and DICOM windowed to 8 bits), then resized to
+    the run's `image_size` with its `resize_method`; the model applies its own
+    preprocessing.
     A file that cannot be read gets its reason in the `error` column and NaN
     probabilities; the other files are still predicted.
 
     Args:
         run_dir: path. A finished run directory.
-        image_paths: iterable of paths to PNG or JPEG files.
+        image_paths: iterable of paths to PNG, JPEG or DICOM files.
 
     Returns:
         DataFrame with `filename`, `prob_<class>` per class, `predicted` and `error`
@@ -591,11 +594,12 @@ def predict(run_dir, image_paths) -> pd.DataFrame:
             rows.append(row)
             continue
         try:
-            image = data_lib.decode_image(tf.io.read_file(str(path)), config.image_size, config.resize_method)
-        except tf.errors.InvalidArgumentError as err:
-            row["error"] = f"not a readable PNG/JPEG image ({err.message.splitlines()[0]})"
+            pixels, _ = imaging.read_image(path)
+        except imaging.ImageReadError as err:
+            row["error"] = str(err)
             rows.append(row)
             continue
+        image = data_lib.resize_image(pixels, config.image_size, config.resize_method)
         probs = np.asarray(model(tf.cast(image, tf.float32)[None], training=False), dtype=np.float64)[0]
         row.update({f"prob_{n}": p for n, p in zip(names, probs)}, predicted=names[int(probs.argmax())])
         rows.append(row)

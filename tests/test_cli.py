@@ -72,7 +72,7 @@ def test_train_evaluate_predict_compare(env):
     unreadable.write_bytes(b"not an image")
     partial = CliRunner().invoke(cli.cli, ["predict", str(run_a), str(unreadable), str(env / "one.png")])
     assert partial.exit_code == 1 and "1 of 2 files could not be read" in partial.output
-    assert "not a readable PNG/JPEG" in partial.output
+    assert "is not a PNG, JPEG or DICOM image" in partial.output
 
     assert invoke("train", *TINY, "--seed", "1", "--out", run_b).exit_code == 0
     compared = invoke("compare", run_a, run_b, "--json", env / "cmp.json")

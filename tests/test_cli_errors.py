@@ -129,7 +129,7 @@ def test_evaluate_and_predict_refuse_a_non_run(tmp_path):
 
 
 def test_unknown_dataset_for_data_commands(tmp_path):
-    assert_one_error_line(invoke("data", "info", "mnist"), "`dataset` must be one of")
+    assert_one_error_line(invoke("data", "info", "mnist"), "`dataset` must be a registered dataset")
     assert_one_error_line(invoke("data", "build", "radimagenet_acl", "--fold", "1", "--manual-dir", tmp_path,
                                  "--data-dir", tmp_path / "tfds"))
 

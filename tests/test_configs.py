@@ -25,8 +25,10 @@ def test_run_config_is_valid(path):
 def test_unknown_keys_and_bad_values_are_rejected():
     with pytest.raises(ValueError, match=r"Unknown config keys \['lr'\]"):
         TrainConfig.from_dict({"lr": 1e-3})
-    with pytest.raises(ValueError, match="`fold` must be >= 1 and <= 5"):
+    with pytest.raises(ValueError, match="`fold` must be >= 1"):
         TrainConfig(fold=0)
+    with pytest.raises(ValueError, match=r"`fold` must be one of 1..5 \(synthetic_lesions has 5 folds\)"):
+        TrainConfig(fold=6)
     with pytest.raises(ValueError, match="`epochs` must be >= 1"):
         TrainConfig(epochs=0)
     assert TrainConfig(weights="none").weights is None

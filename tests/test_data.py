@@ -64,7 +64,7 @@ def test_the_registry_holds_dataset_specs_and_names_unknown_ones_keras_style():
         assert isinstance(spec, radtl.data.DatasetSpec) and spec.name == name
         assert (spec.builder_dir / f"{name}_dataset_builder.py").is_file()
     assert radtl.data.get("synthetic_lesions").embedded
-    with pytest.raises(ValueError, match=r"`dataset` must be one of \['radimagenet_acl', .*Received: dataset='mnist'"):
+    with pytest.raises(ValueError, match=r"`dataset` must be a registered dataset \['radimagenet_acl', .*Received: dataset='mnist'"):
         radtl.data.get("mnist")
 
 
@@ -333,7 +333,7 @@ def test_a_dataset_that_is_not_built_gets_the_exact_build_command(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"name": "mnist"}, "`dataset` must be one of"),
+    ({"name": "mnist"}, "`dataset` must be a registered dataset"),
     ({"fold": 6}, "`fold` must be one of 1..5"),
     ({"image_size": 0}, "`image_size` must be an integer >= 1. Received: image_size=0"),
     ({"batch_size": 16.5}, "`batch_size` must be an integer >= 1. Received: batch_size=16.5"),

@@ -128,7 +128,7 @@ def test_predict_reports_unreadable_files_per_row_and_keeps_the_rest(finished_ru
     Image.new("RGB", (40, 30), (90, 120, 60)).save(good)
     table = train.predict(run_dir, [tmp_path / "nope.png", bad, good])
     assert list(table["error"][:2]) == ["no such file", table["error"][1]]
-    assert "not a readable PNG/JPEG" in table["error"][1]
+    assert "is not a PNG, JPEG or DICOM image" in table["error"][1]
     assert table["prob_malignant"][:2].isna().all() and table["error"][2] == ""
     assert 0.0 <= table["prob_malignant"][2] <= 1.0 and table["predicted"][2] in ("benign", "malignant")
 
