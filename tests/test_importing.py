@@ -333,3 +333,38 @@ def test_cli_import_then_train_on_it(tmp_path):
     again = runner.invoke(cli.cli, ["data", "import", "tiny_us", "--csv", str(csv), "--image-root", str(source),
                                     "--data-dir", str(data_dir)])
     assert again.exit_code == 1 and again.output.count("Error:") == 1 and "never overwrites" in again.output
+
+
+def test_a_three_class_import_trains_and_a_sweep_takes_it_by_name(tmp_path):
+    root = tmp_path / "knee"
+    brightness = {"normal": 40, "acl": 130, "meniscus": 220}
+    for p in range(18):
+        label = list(brightness)[p % 3]
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(1 + p % 2):
+            pixels = np.full((SIZE, SIZE), brightness[label], np.uint8) + np.uint8(i)
+            Image.fromarray(pixels, "L").save(root / label / f"{p:04d}_sagittal_{i}.png")
+    data_dir = tmp_path / "tfds"
+    runner = CliRunner()
+    result = runner.invoke(cli.cli, ["data", "import", "knee3", "--folders", str(root), "--group-regex",
+                                     r"^(\d{4})_sagittal", "--classes", "normal,acl,meniscus", "--folds", "2",
+                                     "--val-fraction", str(VAL), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert radtl.data.open("knee3", 1, data_dir).class_names == ["normal", "acl", "meniscus"]
+    options = [o for o in TINY]
+    options[options.index("--dataset") + 1] = "knee3"
+    trained = runner.invoke(cli.cli, ["train", *options, "--data-dir", str(data_dir), "--batch-size", "8",
+                                      "--out", str(tmp_path / "run")])
+    assert trained.exit_code == 0, trained.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["task"] == "multiclass"
+    columns = pd.read_csv(tmp_path / "run" / "predictions_test.csv").columns
+    assert [c for c in columns if c.startswith("prob_")] == ["prob_normal", "prob_acl", "prob_meniscus"]
+    sweep_file = tmp_path / "knee3.yaml"
+    sweep_file.write_text(f"base: {{dataset: knee3, data_dir: {data_dir}, backbone: vgg16, weights: none}}\n"
+                          "grid: {fold: [1, 2, 3]}\n")
+    refused = runner.invoke(cli.cli, ["sweep", str(sweep_file), "--dry-run"])
+    assert refused.exit_code == 1 and "knee3 has 2 folds" in refused.output, refused.output
+    sweep_file.write_text(sweep_file.read_text().replace("[1, 2, 3]", "[1, 2]"))
+    planned = runner.invoke(cli.cli, ["sweep", str(sweep_file), "--dry-run", "--runs-dir", str(tmp_path / "runs")])
+    assert planned.exit_code == 0 and "knee3" in planned.output, planned.output
