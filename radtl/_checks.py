@@ -35,3 +35,16 @@ def check_choice(name, value, choices):
     """Requires `value` to be one of `choices`."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+#: How many offending items an error or warning message lists before it summarises.
+MAX_LISTED = 20
+
+
+def listing(items, limit: int = MAX_LISTED) -> str:
+    """Formats items one per line (indented), at most `limit` of them, then a count of the rest."""
+    items = list(items)
+    shown = [f"  {item}" for item in items[:limit]]
+    if len(items) > limit:
+        shown.append(f"  ... and {len(items) - limit} more")
+    return "\n".join(shown)

@@ -115,7 +115,8 @@ def data_info(name, fold, data_dir):
     """Counts per split and class of one fold of dataset NAME (builds the embedded one on first use)."""
     from radtl import data as data_lib
 
-    TrainConfig.from_dict({"dataset": name, "fold": fold, "data_dir": data_dir})  # the config's messages
+    spec = data_lib.get(name, data_dir)
+    data_lib.check_fold(fold, spec.num_folds, name)
     table = data_lib.open(name, fold, data_dir).counts()
     click.echo(f"{name}/fold{fold}")
     click.echo(table.to_string())

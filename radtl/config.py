@@ -31,6 +31,7 @@ Study configs in `configs/` set the paper values explicitly.
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import importlib
@@ -120,6 +121,10 @@ _RANGES = {
     "momentum": (0, 1, True),
     "seed": (0, None, True),
 }
+
+
+# False while `TrainConfig.recorded` builds a config read back from a run.
+_CHECK_DATASET = contextvars.ContextVar("radtl_config_check_dataset", default=True)
 
 
 def _did_you_mean(value, choices) -> str:
@@ -300,7 +305,8 @@ class TrainConfig:
         from radtl import models
         from radtl.registry import RunContext
 
-        self._check_dataset()
+        if _CHECK_DATASET.get():
+            self._check_dataset()
         if self.confounder:
             from radtl import confounders
 
@@ -370,6 +376,20 @@ class TrainConfig:
         """Builds and validates a config from a dict of fields (unknown keys are an error)."""
         cls.check_keys(values)
         return cls(**values)
+
+    @classmethod
+    def recorded(cls, values: dict[str, Any]) -> "TrainConfig":
+        """A config read back from a run directory: every check but the dataset's presence.
+
+        A finished run predicts, and its predictions are analysed, where its dataset is
+        not (an imported dataset lives in one data directory); commands that read the
+        data open it and say so when it is missing.
+        """
+        token = _CHECK_DATASET.set(False)
+        try:
+            return cls.from_dict(values)
+        finally:
+            _CHECK_DATASET.reset(token)
 
     @classmethod
     def from_yaml(cls, path, overrides: dict | None = None) -> "TrainConfig":

@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
     from radtl import augmentation
 
 __all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "Confounding", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
-           "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "UnknownDatasetError", "check_fold", "names", "imported_names", "data_root", "get", "open", "builder", "build", "build_command",
+           "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "UnknownDatasetError", "FoldError", "check_fold", "names", "imported_names", "data_root", "get", "open", "builder", "build", "build_command",
            "load", "reuse", "counts", "class_names", "decode_image", "resize_image", "decode_mask"]
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,10 @@ class UnknownDatasetError(DataError, ValueError):
     """A dataset name that is neither registered nor imported in the data directory."""
 
 
+class FoldError(DataError, ValueError):
+    """A fold number the dataset does not have."""
+
+
 def _data_dir(data_dir):
     """`data_dir`, else `$RADTL_DATA_DIR`, else None (TFDS' default, ~/tensorflow_datasets)."""
     data_dir = data_dir or os.environ.get("RADTL_DATA_DIR")
@@ -242,7 +246,7 @@ def check_fold(fold: int, num_folds: int = NUM_FOLDS, name: str | None = None) -
     """Raises ValueError unless `fold` is one of 1..`num_folds` (the folds of dataset `name`)."""
     if isinstance(fold, bool) or fold not in range(1, num_folds + 1):
         of = f" ({name} has {num_folds} fold{'s' if num_folds > 1 else ''})" if name else ""
-        raise ValueError(f"`fold` must be one of 1..{num_folds}{of}. Received: fold={fold!r}")
+        raise FoldError(f"`fold` must be one of 1..{num_folds}{of}. Received: fold={fold!r}")
 
 
 def _root(b) -> str:
@@ -787,6 +791,18 @@ class DatasetFold:
 
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
         return (ds if batched else ds.batch(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+    def provenance(self) -> dict:
+        """Where this fold was read from, for a run's record: the absolute data directory,
+        the dataset version and, for an imported dataset, its image root, import time and
+        the SHA-256 of its split lists."""
+        info = self.builder.info
+        record = {"name": self.name, "fold": self.fold, "data_dir": os.path.abspath(self.data_dir),
+                  "version": str(info.version)}
+        metadata = dict(info.metadata or {})
+        if "split_files" in metadata:  # an imported dataset (tfds_builders.imported)
+            record["import"] = {key: metadata[key] for key in ("image_root", "created", "split_files")}
+        return record
 
     def labels(self, split: str) -> tuple[list[str], np.ndarray]:
         """Filenames and labels of one split, in stored order (images are not decoded).

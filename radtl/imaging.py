@@ -274,7 +274,8 @@ def _window(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+def grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """Replicates a (H, W) uint8 greyscale image to (H, W, 3), as Pillow's `convert("RGB")`."""
     return np.repeat(grey[:, :, np.newaxis], 3, axis=2)
 
 
@@ -310,7 +311,7 @@ def _read_pillow(path: str, percentiles) -> tuple[np.ndarray, Conversion]:
                      "re-export or re-copy the file, or remove it from the collection") from e
     if mode in _PNG_16BIT_GREY_MODES:
         grey, window = _percentile_window(values, percentiles)
-        return _grey_to_rgb(grey), Conversion("percentile-window", "png16", window=window, percentiles=percentiles)
+        return grey_to_rgb(grey), Conversion("percentile-window", "png16", window=window, percentiles=percentiles)
     return rgb, Conversion("8-bit", "png8" if image_format == "PNG" else "jpeg")
 
 
@@ -376,7 +377,7 @@ def _read_dicom(path: str, percentiles) -> tuple[np.ndarray, Conversion]:
                                 inverted=inverted)
     if inverted:
         grey = 255 - grey
-    return _grey_to_rgb(np.asarray(grey, dtype=np.uint8)), conversion
+    return grey_to_rgb(np.asarray(grey, dtype=np.uint8)), conversion
 
 
 def _decode(ds, path: str) -> np.ndarray:

@@ -44,12 +44,15 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from radtl import imaging
 from radtl import splits as splits_lib
+from radtl._checks import MAX_LISTED
+from radtl._checks import listing
 from radtl.data import DataError
 
 __all__ = ["import_dataset", "DatasetImportError", "ImportOptions", "collect_items", "SOURCES"]
@@ -57,8 +60,6 @@ __all__ = ["import_dataset", "DatasetImportError", "ImportOptions", "collect_ite
 logger = logging.getLogger(__name__)
 
 SOURCES = ("csv", "folders", "splits")
-#: Offending items a message lists before it summarises.
-_MAX_LISTED = 20
 
 #: progress(stage, done, total): stage is "check" (decoding every image) or "build fold K".
 Progress = Callable[[str, int, int], None]
@@ -69,13 +70,6 @@ class DatasetImportError(DataError):
 
     Nothing is written to the data directory when it is raised.
     """
-
-
-def _listing(items: Sequence[str]) -> str:
-    shown = [f"  {item}" for item in items[:_MAX_LISTED]]
-    if len(items) > _MAX_LISTED:
-        shown.append(f"  ... and {len(items) - _MAX_LISTED} more")
-    return "\n".join(shown)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,10 +119,11 @@ class ImportOptions:
         if self.group_regex is not None:
             self.group_function()  # compiles it
 
-    def group_function(self) -> Callable[[str], str | None]:
-        """filename -> group by `group_regex` (None where it does not match), else the stem."""
+    def group_function(self) -> Callable[[str], str]:
+        """filename -> group: `group_regex` searched in the file's stem ("" where it does not
+        match), else `splits.default_group` (the path without its suffix)."""
         if self.group_regex is None:
-            return lambda filename: Path(filename).stem
+            return splits_lib.default_group
         try:
             pattern = re.compile(self.group_regex)
         except re.error as err:
@@ -139,9 +134,9 @@ class ImportOptions:
                                      r"parentheses, e.g. '^(\w+)_' or '(?P<group>P\d+)'.")
         index = "group" if "group" in pattern.groupindex else 1
 
-        def group_of(filename: str) -> str | None:
+        def group_of(filename: str) -> str:
             match = pattern.search(Path(filename).stem)
-            return match[index] if match and match[index] else None
+            return match[index] if match and match[index] else ""
 
         return group_of
 
@@ -158,37 +153,14 @@ class ImportOptions:
 # ---------------------------------------------------------------- collecting
 
 def _items_from_csv(options: ImportOptions) -> list[splits_lib.Item]:
-    import pandas as pd
-
-    path_col, label_col = options.path_col or "path", options.label_col or "label"
+    """The rows of `--csv`, read like a split list (`splits.read_list`: line numbers, paths
+    normalised and kept inside the image root, a path listed twice refused)."""
     try:
-        table = pd.read_csv(options.csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DatasetImportError(f"--csv {options.csv}: cannot be read as a CSV file ({err}).") from None
-    wanted = [c for c in (path_col, label_col, options.group_col) if c]
-    missing = [c for c in wanted if c not in table.columns]
-    if missing:
-        raise DatasetImportError(
-            f"--csv {options.csv}: no column {missing} (its columns: {list(table.columns)}). Fix: name the "
-            "columns with --path-col, --label-col and --group-col.")
-    group_of = options.group_function()
-    items, problems = [], []
-    for line, values in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
-        filename = values[path_col].strip().replace("\\", "/")
-        label = values[label_col].strip()
-        group = values[options.group_col].strip() if options.group_col else group_of(filename)
-        empty = [name for name, value in ((path_col, filename), (label_col, label),
-                                          (options.group_col or "--group-regex", group)) if not value]
-        if empty:
-            what = "does not match --group-regex" if empty == ["--group-regex"] else f"has an empty {empty}"
-            problems.append(f"line {line}: {filename or '(no path)'} {what}")
-            continue
-        items.append(splits_lib.Item(filename, label, group))
-    if problems:
-        raise DatasetImportError(f"--csv {options.csv}: {len(problems)} row(s) cannot be used:\n"
-                                 f"{_listing(problems)}\nFix: fill in the cells (or fix --group-regex).")
-    if not items:
-        raise DatasetImportError(f"--csv {options.csv} has no rows.")
+        items = splits_lib.read_list(options.csv, path_col=options.path_col or "path",
+                                     label_col=options.label_col or "label", group_col=options.group_col,
+                                     group_of=None if options.group_col else options.group_function())
+    except splits_lib.SplitError as err:
+        raise DatasetImportError(f"--csv {err}") from None
     return items
 
 
@@ -199,26 +171,31 @@ def _items_from_folders(options: ImportOptions) -> list[splits_lib.Item]:
         raise DatasetImportError(f"--folders {root} has no sub-folders. Expected one sub-folder per class "
                                  f"(e.g. {root}/benign/, {root}/malignant/) holding the images.")
     group_of = options.group_function()
-    items, empty, unmatched = [], [], []
+    items, empty, unmatched, skipped = [], [], [], []
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and (p.suffix.lower() in imaging.SUFFIXES or (not p.suffix and imaging.is_dicom(p))))
+        files = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            image = path.suffix.lower() in imaging.SUFFIXES or (not path.suffix and imaging.is_dicom(path))
+            (files if image else skipped).append(path)
         if not files:
             empty.append(str(folder))
         for path in files:
             filename = path.relative_to(root).as_posix()
             group = group_of(filename)
-            if group is None:
+            if not group:
                 unmatched.append(filename)
             else:
                 items.append(splits_lib.Item(filename, folder.name, group))
+    if skipped:
+        logger.warning("Skipped %d file(s) under %s that are not PNG, JPEG or DICOM: %s", len(skipped), root,
+                       ", ".join(p.relative_to(root).as_posix() for p in skipped[:MAX_LISTED]))
     if empty:
         raise DatasetImportError(
             f"--folders {root}: {len(empty)} class folder(s) hold no image ({', '.join(imaging.SUFFIXES)} or "
-            f"DICOM):\n{_listing(empty)}\nFix: add the images, or remove the folder.")
+            f"DICOM):\n{listing(empty)}\nFix: add the images, or remove the folder.")
     if unmatched:
         raise DatasetImportError(f"--group-regex {options.group_regex!r} matches no group in {len(unmatched)} "
-                                 f"file name(s):\n{_listing(unmatched)}\nFix: correct the expression.")
+                                 f"file name(s):\n{listing(unmatched)}\nFix: correct the expression.")
     return items
 
 
@@ -245,6 +222,7 @@ def collect_items(options: ImportOptions) -> tuple[list[splits_lib.Item], list[s
                                                group_of=group_of)
         except splits_lib.SplitError as err:
             raise DatasetImportError(str(err)) from None
+        _warn_missing_classes(given)
         unique = {}
         for fold in given:
             for split_items in fold.values():
@@ -256,12 +234,17 @@ def collect_items(options: ImportOptions) -> tuple[list[splits_lib.Item], list[s
                             f"{previous.label}/{previous.group} in one split list and {item.label}/{item.group} "
                             "in another. Fix: make the lists agree.")
         items = list(unique.values())
-    seen = Counter(item.filename for item in items)
-    twice = sorted(name for name, n in seen.items() if n > 1)
-    if twice:
-        raise DatasetImportError(f"{len(twice)} image path(s) are listed more than once:\n{_listing(twice)}\n"
-                                 "Fix: list every image once.")
     return sorted(items, key=lambda item: item.filename), given
+
+
+def _warn_missing_classes(folds) -> None:
+    """Warns about given splits without some class (their AUC is undefined)."""
+    classes = sorted({item.label for fold in folds for items in fold.values() for item in items})
+    gaps = [f"fold {k} {split}: no {sorted(set(classes) - {item.label for item in items})}"
+            for k, fold in enumerate(folds, start=1) for split, items in fold.items()
+            if set(classes) - {item.label for item in items}]
+    if gaps:
+        logger.warning("%d given split(s) lack a class (AUC is undefined there): %s", len(gaps), "; ".join(gaps))
 
 
 def _class_names(items, classes: Sequence[str] | None) -> list[str]:
@@ -304,10 +287,10 @@ def _check_images(items, image_root: Path, percentiles, progress: Progress | Non
         if progress:
             progress("check", done, len(items))
     if missing:
-        raise DatasetImportError(f"{len(missing)} listed image(s) do not exist:\n{_listing(missing)}\nFix: "
+        raise DatasetImportError(f"{len(missing)} listed image(s) do not exist:\n{listing(missing)}\nFix: "
                                  "correct the paths (relative to --image-root) or place the files.")
     if unreadable:
-        raise DatasetImportError(f"{len(unreadable)} image(s) cannot be read:\n{_listing(unreadable)}\nFix: "
+        raise DatasetImportError(f"{len(unreadable)} image(s) cannot be read:\n{listing(unreadable)}\nFix: "
                                  "replace them with intact files, or drop their rows.")
     return dict(sorted(counts.items()))
 
@@ -396,7 +379,7 @@ def import_dataset(
     mixed = splits_lib.mixed_label_groups(items)
     if mixed:
         logger.warning("%d group(s) have images with different labels (each group stays in one split): %s",
-                       len(mixed), ", ".join(f"{g} {labels}" for g, labels in list(mixed.items())[:_MAX_LISTED]))
+                       len(mixed), ", ".join(f"{g} {labels}" for g, labels in list(mixed.items())[:MAX_LISTED]))
     if given is None:
         try:
             fold_list = splits_lib.make_folds(items, folds=folds, val_fraction=val_fraction, seed=seed)
@@ -409,7 +392,12 @@ def import_dataset(
     image_root = Path(options.folders or options.image_root).resolve()
     conversions = _check_images(items, image_root, percentiles, progress)
 
-    tmp_root = root / f".import-{name}-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp_root = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=root))
+    except OSError as err:
+        raise DatasetImportError(f"Could not write in the data directory {root}: {err}. Fix: pass a writable "
+                                 "--data-dir.") from None
     try:
         tmp_dir = tmp_root / name
         split_paths = splits_lib.write_split_csvs(tmp_dir / import_record.SPLITS_DIR, fold_list)
@@ -422,8 +410,14 @@ def import_dataset(
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             radtl_version=_radtl_version())
         import_record.write(tmp_dir, record)
-        _build_folds(tmp_dir, record, progress)
-        os.replace(tmp_dir, root / name)  # the one step that makes the dataset visible
+        _build_folds(tmp_root, record, progress)
+        try:
+            os.rename(tmp_dir, root / name)  # the one step that makes the dataset visible
+        except OSError:
+            if (root / name).exists():
+                raise DatasetImportError(f"{root / name} appeared while this import ran (another import of "
+                                         f"{name}?); it was left as it is. Fix: choose another name.") from None
+            raise
     except OSError as err:
         raise DatasetImportError(f"Could not write the dataset in {root}: {err}. Fix: pass a writable --data-dir "
                                  "with free space.") from err
@@ -434,21 +428,16 @@ def import_dataset(
     return record
 
 
-def _build_folds(import_dir: Path, record, progress: Progress | None) -> None:
-    """Builds every fold of the import in `import_dir` with the generic TFDS builder."""
-    import tensorflow_datasets as tfds
+def _build_folds(tmp_root: Path, record, progress: Progress | None) -> None:
+    """Builds every fold of the import written under `tmp_root` (`radtl.data.build`)."""
+    from radtl import data
 
-    from tfds_builders.imported import imported_dataset_builder
-    from tfds_builders.radimagenet_common import ManualDataError
-
-    cls = imported_dataset_builder.builder_class(import_dir)
     for k in range(1, record.num_folds + 1):
         if progress:
             progress(f"build fold {k}", k - 1, record.num_folds)
-        builder = cls(config=f"fold{k}", data_dir=os.fspath(import_dir.parent))
         try:
-            builder.download_and_prepare(download_config=tfds.download.DownloadConfig())
-        except ManualDataError as err:
-            raise DatasetImportError(f"Could not build {record.name}/fold{k}: {err}") from None
+            data.build(record.name, k, data_dir=tmp_root)
+        except data.DatasetBuildError as err:
+            raise DatasetImportError(f"Could not build {record.name}/fold{k}: {err.__cause__ or err}") from None
     if progress:
         progress("build", record.num_folds, record.num_folds)

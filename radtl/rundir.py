@@ -228,7 +228,7 @@ class RunDir:
         if self.read_resolved().get("kind") == "ensemble":
             raise RunDirectoryError(f"{self.path} is an ensemble of runs (`radtl ensemble`): it has predictions and "
                                     "metrics but no model or training config. Use one of its member runs.")
-        return TrainConfig.from_dict(self.read_config_dict())
+        return TrainConfig.recorded(self.read_config_dict())
 
     def read_resolved(self) -> dict:
         """What the run resolved at start (precision, class_names, split_sizes, versions, ...)."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import posixpath
 import re
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -53,7 +54,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from radtl import _checks
 
 __all__ = ["SplitError", "SPLITS", "Item", "Fold", "make_folds", "mixed_label_groups",
-           "write_split_csvs", "read_split_csvs", "split_sizes"]
+           "write_split_csvs", "read_split_csvs", "read_list", "split_sizes", "normalise_path",
+           "default_group"]
 
 SPLITS = ("train", "val", "test")
 """The splits of one fold, in file and metadata order."""
@@ -324,6 +326,33 @@ def write_split_csvs(directory, folds: Sequence[Fold]) -> list[Path]:
     return paths
 
 
+def normalise_path(filename: str, where: str) -> str:
+    """An image path as split lists hold it: relative, '/'-separated, normalised.
+
+    `images\\a.png`, `./images/a.png` and `images//a.png` all become `images/a.png`, so one
+    file is never listed under two names.
+
+    Raises:
+        SplitError: an absolute path, or one that leaves the image root (`..`); `where`
+            (file and line) is named in the message.
+    """
+    path = filename.strip().replace("\\", "/")
+    normal = posixpath.normpath(path) if path else path
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path) or normal == ".." or normal.startswith("../"):
+        raise SplitError(f"{where}: {filename!r} is not a path inside the image root. Fix: write paths "
+                         "relative to --image-root, without '..' or a leading '/'.")
+    return normal
+
+
+def default_group(filename: str) -> str:
+    """The group of an image without a group column or regex: its path without the suffix.
+
+    Every image is then its own group (`benign/P1/0.png` -> `benign/P1/0`): right only
+    with one image per patient.
+    """
+    return PurePosixPath(filename).with_suffix("").as_posix()
+
+
 def _locate(directory: Path) -> list[dict[str, Path]]:
     """The split files of each fold, `[{"train": path, "val": path, "test": path}, ...]`."""
     found = _split_files(directory)
@@ -420,22 +449,38 @@ def _read_file(path: Path, *, path_col, label_col, group_col, group_of) -> tuple
             if not value.strip():
                 raise SplitError(f"{path}, line {line}: the {column!r} cell is empty. Fix: fill "
                                  "it in or delete the row.")
-        filename = row[file_col]
+        filename = normalise_path(row[file_col], f"{path}, line {line}")
         if filename in seen:
             raise SplitError(f"{path} lists {filename!r} twice, on lines {seen[filename]} and "
                              f"{line}. Fix: delete one of the rows.")
         seen[filename] = line
         if group_column is not None:
-            group = row[group_column]
+            group = row[group_column].strip()
         elif group_of is not None:
-            group = str(group_of(filename))
-            if not group.strip():
-                raise SplitError(f"{path}, line {line}: the group function gave an empty group "
-                                 f"for {filename!r}. Fix: check --group-regex against this name.")
+            group = str(group_of(filename) or "").strip()
+            if not group:
+                raise SplitError(f"{path}, line {line}: no group found for {filename!r}. Fix: check "
+                                 "--group-regex against this name.")
         else:
-            group = PurePosixPath(filename).stem
-        rows.append((Item(filename, row[class_col], group), line))
+            group = default_group(filename)
+        rows.append((Item(filename, row[class_col].strip(), group), line))
     return rows, group_column is not None or group_of is not None
+
+
+def read_list(path, *, path_col: str | None = None, label_col: str | None = None,
+              group_col: str | None = None, group_of: Callable[[str], str] | None = None) -> list[Item]:
+    """The images of one list CSV (a split file, or the `--csv` of `radtl data import`), in file order.
+
+    Columns, paths, groups and checks as in `read_split_csvs` (the path column defaults to
+    the first of `PATH_COLUMNS`, so `path` works).
+
+    Raises:
+        SplitError: the file, line and fix of the first problem (empty cell, a path listed
+            twice, an absolute or `..` path, a missing column).
+    """
+    rows, _ = _read_file(Path(path), path_col=path_col, label_col=label_col, group_col=group_col,
+                         group_of=group_of)
+    return [item for item, _ in rows]
 
 
 def read_split_csvs(directory, *, path_col: str | None = None, label_col: str | None = None,
@@ -452,8 +497,10 @@ def read_split_csvs(directory, *, path_col: str | None = None, label_col: str | 
     (`acl_label`); other columns (an unnamed index, pneumonia's `Target`) are ignored.
     Cells are read as strings, as written. The group is the `group_col` cell, else
     `group_of(filename)`, else the `group` cell if there is such a column (the files
-    `write_split_csvs` writes), else the file stem (`images/normal (9).png` -> `normal (9)`):
-    then there is no patient grouping, and the group leak check is skipped.
+    `write_split_csvs` writes), else the path without its suffix (`images/normal (9).png` ->
+    `images/normal (9)`): then there is no patient grouping, and the group leak check is
+    skipped. Paths are normalised (`normalise_path`: `\\` -> `/`, `./` dropped; absolute and
+    `..` paths refused); labels and groups are stripped of surrounding spaces.
 
     Args:
         directory: str or path-like, the directory holding the split files.

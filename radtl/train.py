@@ -452,6 +452,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             "replicas": strategy.num_replicas_in_sync,
             "class_names": names,
             "split_sizes": dataset.split_sizes,
+            "data": dataset.provenance(),
             "cached_features": cached,
             "weights_file": str(checked.weights_file) if checked.weights_file else None,
             "versions": _package_versions(),

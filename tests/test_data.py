@@ -56,10 +56,11 @@ def _first_images(ds):
 # ---------------------------------------------------------------------------- registry
 
 
-def test_the_registry_holds_dataset_specs_and_names_unknown_ones_keras_style():
+def test_the_registry_holds_dataset_specs_and_names_unknown_ones_keras_style(tmp_path):
     assert isinstance(radtl.data.REGISTRY, Registry) and radtl.data.REGISTRY.kind == "dataset"
-    assert radtl.data.names() == ["radimagenet_acl", "radimagenet_breast", "synthetic_lesions"]
-    for name in radtl.data.names():
+    assert radtl.data.REGISTRY.names() == ["radimagenet_acl", "radimagenet_breast", "synthetic_lesions"]
+    assert radtl.data.names(tmp_path) == radtl.data.REGISTRY.names()  # nothing imported there
+    for name in radtl.data.REGISTRY.names():
         spec = radtl.data.get(name)
         assert isinstance(spec, radtl.data.DatasetSpec) and spec.name == name
         assert (spec.builder_dir / f"{name}_dataset_builder.py").is_file()

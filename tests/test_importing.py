@@ -229,13 +229,15 @@ def test_16_bit_png_and_dicom_files_are_converted_and_counted(tmp_path):
 @pytest.mark.parametrize("case, fragment", [
     ("missing", "1 listed image(s) do not exist"),
     ("unreadable", "1 image(s) cannot be read"),
-    ("duplicate", "listed more than once"),
+    ("duplicate", "twice, on lines"),
     ("unknown_label", "label value(s) are not among --classes"),
     ("too_few_groups", "fewer"),
     ("empty_cell", "line 3"),
     ("empty_folder", "hold no image"),
     ("exists", "an import never overwrites"),
     ("bad_name", "lower case letters"),
+    ("escaping_path", "is not a path inside the image root"),
+    ("same_file_twice", "lists 'images/P001_0.png' twice, on lines 3 and 32"),
 ])
 def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, case, fragment):
     source = tmp_path / "src"
@@ -269,6 +271,12 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, case, fra
         (data_dir / name).mkdir()
     elif case == "bad_name":
         name = "My Study"
+    elif case == "escaping_path":
+        table.loc[2, "path"] = "../src/" + table["path"][2]
+        table.to_csv(csv, index=False)
+    elif case == "same_file_twice":  # the same file under two spellings
+        extra = table.iloc[[1]].assign(path="./images\\P001_0.png")
+        pd.concat([table, extra]).to_csv(csv, index=False)
     before = listing(data_dir)
     with pytest.raises(importing.DatasetImportError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         importing.import_dataset(name, **kwargs)
@@ -326,10 +334,21 @@ def test_cli_import_then_train_on_it(tmp_path):
                                       "--batch-size", "8", "--out", str(tmp_path / "run")])
     assert trained.exit_code == 0, trained.output
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["config"]["dataset"] == "tiny_us" if "config" in config else config["dataset"] == "tiny_us"
+    assert config["config"]["dataset"] == "tiny_us" and config["config"]["fold"] == 2
     predictions = pd.read_csv(tmp_path / "run" / "predictions_test.csv")
     test_list = pd.read_csv(data_dir / "tiny_us" / "splits" / "test_fold2.csv")
     assert sorted(predictions["filename"]) == sorted(test_list["filename"])
+    resolved = config["resolved"]["data"]
+    assert resolved["data_dir"] == str(data_dir) and resolved["name"] == "tiny_us"
+    assert resolved["import"]["split_files"] == import_record.read(data_dir / "tiny_us").split_files
+    # the run predicts where its dataset is not (a config read back from a run skips that check)
+    moved = data_dir.rename(tmp_path / "elsewhere")
+    Image.new("L", (30, 30), 200).save(tmp_path / "new.png")
+    predicted = runner.invoke(cli.cli, ["predict", str(tmp_path / "run"), str(tmp_path / "new.png")])
+    assert predicted.exit_code == 0 and "new.png" in predicted.output, predicted.output
+    evaluated = runner.invoke(cli.cli, ["evaluate", str(tmp_path / "run")])
+    assert evaluated.exit_code == 1 and "Error: `dataset` must be a registered dataset" in evaluated.output
+    data_dir = moved.rename(data_dir)
     again = runner.invoke(cli.cli, ["data", "import", "tiny_us", "--csv", str(csv), "--image-root", str(source),
                                     "--data-dir", str(data_dir)])
     assert again.exit_code == 1 and again.output.count("Error:") == 1 and "never overwrites" in again.output
@@ -368,3 +387,23 @@ def test_a_three_class_import_trains_and_a_sweep_takes_it_by_name(tmp_path):
     sweep_file.write_text(sweep_file.read_text().replace("[1, 2, 3]", "[1, 2]"))
     planned = runner.invoke(cli.cli, ["sweep", str(sweep_file), "--dry-run", "--runs-dir", str(tmp_path / "runs")])
     assert planned.exit_code == 0 and "knee3" in planned.output, planned.output
+
+
+def test_without_groups_each_file_is_its_own_group_even_with_repeated_stems(tmp_path):
+    root = tmp_path / "folders"
+    for label in ("benign", "malignant"):
+        for patient in range(4):
+            (root / label / f"P{patient}").mkdir(parents=True)
+            for i in range(2):
+                _image(label, patient, i).save(root / label / f"P{patient}" / f"{i}.png")
+    (root / "benign" / "notes.txt").write_text("not an image")
+    record = importing.import_dataset("stems", folders=root, folds=2, val_fraction=VAL, data_dir=tmp_path / "tfds")
+    assert record.images == 16 and record.groups == 16 and record.mixed_label_groups == 0
+
+
+def test_cli_errors_for_a_fold_the_dataset_lacks_are_one_line(imported):
+    _, data_dir, _ = imported
+    for command in (["data", "build", "thyroid_test", "--fold", "4"], ["data", "info", "thyroid_test", "--fold", "4"]):
+        result = CliRunner().invoke(cli.cli, [*command, "--data-dir", str(data_dir)])
+        assert result.exit_code == 1 and result.output.strip().splitlines() == [
+            "Error: `fold` must be one of 1..3 (thyroid_test has 3 folds). Received: fold=4"], result.output

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedGroupKFold
 
-from radtl.splits import (SPLITS, Item, SplitError, make_folds, mixed_label_groups, read_split_csvs,
+from radtl.splits import (SPLITS, Item, SplitError, make_folds, mixed_label_groups, read_list, read_split_csvs,
                           split_sizes, write_split_csvs)
 
 
@@ -298,10 +298,10 @@ ACL = {  # acl/dataframe/*_fold1.csv, first rows
 def test_reads_radimagenet_breast_files_with_a_prefix(tmp_path):
     folds = read_split_csvs(_write(tmp_path, BREAST))
     assert len(folds) == 1
-    assert folds[0]["train"] == [Item("images/benign (91).png", "benign", "benign (91)"),
-                                 Item("images/malignant (69).png", "malignant", "malignant (69)")]
-    assert folds[0]["test"] == [Item("images/normal (33).png", "benign", "normal (33)"),
-                                Item("images/normal (99).png", "benign", "normal (99)")]
+    assert folds[0]["train"] == [Item("images/benign (91).png", "benign", "images/benign (91)"),
+                                 Item("images/malignant (69).png", "malignant", "images/malignant (69)")]
+    assert folds[0]["test"] == [Item("images/normal (33).png", "benign", "images/normal (33)"),
+                                Item("images/normal (99).png", "benign", "images/normal (99)")]
 
 
 def test_reads_radimagenet_acl_files_with_a_label_suffix_column_and_several_folds(tmp_path):
@@ -399,9 +399,10 @@ def test_a_group_in_two_splits_is_a_leak(tmp_path):
     own = _write(tmp_path / "own", {name: text.replace("patient", "group") for name, text in files.items()})
     with pytest.raises(SplitError, match=r"Group 'P1' is in 2 splits"):   # radtl's own `group` column
         read_split_csvs(own)
-    # Without a group column or function each image is its own group (the file stem): no check.
+    # Without a group column or function each image is its own group (its path without the
+    # suffix, so p1/a.png and p2/a.png stay two groups): no check.
     folds = read_split_csvs(directory)
-    assert [item.group for item in folds[0]["train"]] == ["a", "a"]
+    assert [item.group for item in folds[0]["train"]] == ["p1/a", "p2/a"]
 
 
 def test_a_missing_directory_and_an_empty_group_from_group_of(tmp_path):
@@ -409,8 +410,23 @@ def test_a_missing_directory_and_an_empty_group_from_group_of(tmp_path):
         read_split_csvs(tmp_path / "nowhere")
     directory = _write(tmp_path, {"train.csv": "filename,label\na.png,x\n", "val.csv": "filename,label\nb.png,x\n",
                                   "test.csv": "filename,label\nc.png,y\n"})
-    with pytest.raises(SplitError, match=r"train.csv, line 2: the group function gave an empty group for 'a.png'"):
+    with pytest.raises(SplitError, match=r"train.csv, line 2: no group found for 'a.png'"):
         read_split_csvs(directory, group_of=lambda name: "")
     (directory / "val.csv").write_bytes(b"filename,label\n\xffb.png,x\n")              # Latin-1, not UTF-8
     with pytest.raises(SplitError, match=r"Cannot read split file .*val.csv as UTF-8 CSV.*save it as"):
         read_split_csvs(directory)
+
+
+def test_paths_are_normalised_and_may_not_leave_the_image_root(tmp_path):
+    directory = _write(tmp_path, {"train.csv": "filename,label\n./images\\a.png , x \nimages//b.png,y\n",
+                                  "val.csv": "filename,label\nimages/c.png,x\n",
+                                  "test.csv": "filename,label\nimages/d.png,y\n"})
+    folds = read_split_csvs(directory)
+    assert folds[0]["train"] == [Item("images/a.png", "x", "images/a"), Item("images/b.png", "y", "images/b")]
+    twice = _write(tmp_path / "twice", {"list.csv": "path,label\nimages/a.png,x\n./images/a.png,x\n"})
+    with pytest.raises(SplitError, match=r"list.csv lists 'images/a.png' twice, on lines 2 and 3"):
+        read_list(twice / "list.csv")
+    for bad in ("../outside/x.png", "/abs/x.png", "images/../../x.png", "C:\\data\\x.png"):
+        escaping = _write(tmp_path / f"bad{len(bad)}", {"list.csv": f"path,label\n{bad},x\n"})
+        with pytest.raises(SplitError, match=r"list.csv, line 2: .* is not a path inside the image root"):
+            read_list(escaping / "list.csv")

@@ -40,10 +40,14 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
+# `listing` (at most MAX_LISTED offending items in a message) and `grey_to_rgb` are the
+# base modules' own, re-exported for the task builders.
+from radtl._checks import MAX_LISTED
+from radtl._checks import listing  # noqa: F401
+from radtl.imaging import grey_to_rgb  # noqa: F401
+
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 NUM_FOLDS = 5
-# How many offending items an error or warning message lists before it summarises.
-MAX_LISTED = 20
 
 RADIMAGENET_URL = "https://github.com/BMEII-AI/RadImageNet"
 
@@ -147,14 +151,6 @@ class Row:
 
     filename: str
     label: str
-
-
-def listing(items: Sequence[str], limit: int = MAX_LISTED) -> str:
-    """Formats items one per line, at most `limit` of them, then a count of the rest."""
-    shown = [f"  {item}" for item in items[:limit]]
-    if len(items) > limit:
-        shown.append(f"  ... and {len(items) - limit} more")
-    return "\n".join(shown)
 
 
 def read_split_list(path: epath.PathLike, spec: SplitListSpec) -> list[Row]:
@@ -380,11 +376,6 @@ def decode_png_rgb(data: bytes, location: str) -> np.ndarray:
         raise UnreadableImageError(
             f"{location}: cannot be decoded as an image ({type(e).__name__}: {e})"
         ) from e
-
-
-def grey_to_rgb(grey: np.ndarray) -> np.ndarray:
-    """Replicates a (H, W) uint8 greyscale image to (H, W, 3), as PIL's `convert("RGB")`."""
-    return np.repeat(grey[:, :, np.newaxis], 3, axis=2)
 
 
 def content_digest(image: np.ndarray) -> str:

@@ -8,8 +8,8 @@ An imported dataset lives in `<data_dir>/<name>/`:
 
 The split lists are the source of truth for membership: they are human-readable, can be
 reviewed and shared, and the build checks their SHA-256 against this record, so a
-rebuild (`radtl data build NAME`) reproduces the import exactly. The images are read
-from `image_root`, where they were at import time.
+rebuild (`radtl data build NAME`) reproduces the import's membership exactly. The images
+are read again from `image_root`, where they were at import time.
 
 This module imports neither TensorFlow nor TFDS: `radtl.data` reads records to list
 and look up imported datasets cheaply.
