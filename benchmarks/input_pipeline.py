@@ -11,12 +11,12 @@ images from radtl's lesion simulator at BUSI-like sizes), builds it with the
   `breast/breast_train.py` of the RadImageNet repository;
 - radtl: `radtl.data.load(..., augment=True, preprocessing=<the same caffe then /255>)`,
   first epoch (decoding) and second epoch (served from the in-memory cache); with
-  augmentation both the batched warp (`augment_on="cpu"`, `augmentation.augment_batch`,
-  the default) and the per-image path it replaced (`augmentation.augment` mapped image
-  by image over the same cached, shuffled stream) are timed side by side.
+  augmentation both ways of warping are timed side by side (the same pixels): one warp
+  per image in the parallel map (`augment_on="auto"`, the default) and one warp per
+  batch (`augment_on="cpu"`, `augmentation.augment_batch`).
 
 Rates are also given per core (the cores this process may run on,
-`os.sched_getaffinity`). The last line is the headline: the batched augmented
+`os.sched_getaffinity`). The last line is the headline: the default (auto) augmented
 pipeline's cached epoch against `ImageDataGenerator` with augmentation.
 
 Usage:
@@ -85,32 +85,11 @@ def time_official(manual_dir: Path, image_size: int, batch_size: int, augment: b
     return time.perf_counter() - start, n
 
 
-def per_image_pipeline(fold, image_size: int, batch_size: int, seed: int = 0):
-    """The augmented pipeline before batching: `augmentation.augment` mapped image by image.
-
-    The same cached, shuffled stream and per-image seeds as `DatasetFold.load(augment=True)`.
-    """
-    from radtl import augmentation
-
-    plain = fold.load("train", image_size=image_size, batch_size=batch_size, seed=seed).unbatch()
-    with radtl.data._only_seed_matters():
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-    def one(example, pair):
-        return official_preprocessing(augmentation.augment(example[0], pair)), example[1]
-
-    return (tf.data.Dataset.zip(plain, seeds).map(one, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-
-
 def time_radtl(data_dir: Path, image_size: int, batch_size: int, augment: bool, epochs: int,
-               per_image: bool = False) -> list[tuple[float, int]]:
+               augment_on: str = "auto") -> list[tuple[float, int]]:
     fold = radtl.data.open("radimagenet_breast", 1, data_dir=data_dir)
-    if per_image:
-        ds = per_image_pipeline(fold, image_size, batch_size)
-    else:
-        ds = fold.load("train", image_size=image_size, batch_size=batch_size, augment=augment,
-                       preprocessing=official_preprocessing, seed=0)
+    ds = fold.load("train", image_size=image_size, batch_size=batch_size, augment=augment,
+                   preprocessing=official_preprocessing, seed=0, augment_on=augment_on)
     results = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -139,7 +118,7 @@ def main():
         radtl.data.build("radimagenet_breast", 1, data_dir=tmp / "tfds", manual_dir=manual_dir)
 
         rows = []
-        official_augmented = batched_augmented = None
+        official_augmented = auto_augmented = None
         for augment in (True, False):
             seconds, n = time_official(manual_dir, args.image_size, args.batch_size, augment)
             official_rate = n / seconds
@@ -147,25 +126,26 @@ def main():
             rows.append(("official ImageDataGenerator.flow_from_dataframe", augment, "-", n, seconds, official_rate,
                          official_rate / cores, 1.0))
             if augment:
-                paths = [("radtl.data.load (batched augmentation)", False),
-                         ("radtl per-image augmentation (before)", True)]
+                paths = [("radtl.data.load (auto: a warp per image)", "auto"),
+                         ("radtl.data.load (cpu: a warp per batch)", "cpu")]
             else:
-                paths = [("radtl.data.load", False)]
-            for label, per_image in paths:
-                timings = time_radtl(tmp / "tfds", args.image_size, args.batch_size, augment, args.epochs, per_image)
+                paths = [("radtl.data.load", "auto")]
+            for label, augment_on in paths:
+                timings = time_radtl(tmp / "tfds", args.image_size, args.batch_size, augment, args.epochs,
+                                     augment_on)
                 for epoch, (seconds, n) in enumerate(timings, start=1):
                     rate = n / seconds
                     rows.append((label, augment, f"{epoch} ({'decode' if epoch == 1 else 'cached'})", n, seconds,
                                  rate, rate / cores, rate / official_rate))
-                if augment and not per_image:
-                    batched_augmented = rate  # the last (cached) epoch
+                if augment and augment_on == "auto":
+                    auto_augmented = rate  # the last (cached) epoch
 
     table = pd.DataFrame(rows, columns=["pipeline", "augment", "epoch", "images", "seconds", "img/s",
                                         "img/s per core", "ratio vs official"])
     print(f"\nfold 1 train split, {args.image_size} px, batch {args.batch_size}, {cores} usable CPU cores "
           f"(os.sched_getaffinity), TensorFlow {tf.__version__}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    print(f"headline: augmented input pipeline vs ImageDataGenerator {batched_augmented / official_augmented:.1f}x")
+    print(f"headline: augmented input pipeline vs ImageDataGenerator {auto_augmented / official_augmented:.1f}x")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from radtl import similarity
 from radtl import stats as stats_lib
 from radtl.plots import plot_boxplots
 from radtl.plots import plot_metric_by
+from radtl.rundir import align_predictions
 from radtl.rundir import RunDir
 from radtl.rundir import labels_and_probs
 from radtl.rundir import probabilities
@@ -271,36 +272,10 @@ def _run_labels(paths: list[Path]) -> list[str]:
 
 def _aligned_predictions(runs: list[Run], labels: list[str], split: str) -> tuple[np.ndarray, list[pd.DataFrame]]:
     """Labels (N,) and each run's predictions reordered to the first run's filenames."""
-    frames = [run.predictions(split) for run in runs]
-    for frame, label in zip(frames, labels):
-        duplicated = frame["filename"].duplicated()
-        if duplicated.any():
-            raise ValueError(f"Run {label}: {int(duplicated.sum())} filenames appear twice in its "
-                             f"{split} predictions (e.g. {frame['filename'][duplicated].iloc[0]!r}); "
-                             "predictions cannot be matched by image.")
-    reference = frames[0].set_index("filename")
-    aligned = [frames[0]]
-    for frame, label in zip(frames[1:], labels[1:]):
-        only_a = reference.index.difference(frame["filename"])
-        only_b = pd.Index(frame["filename"]).difference(reference.index)
-        if len(only_a) or len(only_b):
-            examples = list(only_a[:2]) + list(only_b[:2])
-            raise ValueError(
-                f"Runs {labels[0]} and {label} were not evaluated on the same {split} images: "
-                f"{len(only_a) + len(only_b)} filenames differ ({len(only_a)} only in {labels[0]}, "
-                f"{len(only_b)} only in {label}; e.g. {examples}). The DeLong test needs both "
-                "models scored on the same cases: compare runs of the same dataset and fold."
-            )
-        frame = frame.set_index("filename").loc[reference.index].reset_index()
-        disagree = frame["label"].to_numpy() != frames[0]["label"].to_numpy()
-        if disagree.any():
-            raise ValueError(
-                f"Runs {labels[0]} and {label} give different labels to {int(disagree.sum())} of "
-                f"the same {split} images (e.g. {frame['filename'][disagree].iloc[0]!r}): the "
-                "runs used different label definitions or datasets."
-            )
-        aligned.append(frame)
-    return frames[0]["label"].to_numpy(np.int64), aligned
+    frames = align_predictions([run.predictions(split) for run in runs], [f"Run {label}" for label in labels],
+                               split=split, fix="The DeLong test needs both models scored on the same cases: "
+                                                "compare runs of the same dataset and fold.")
+    return frames[0]["label"].to_numpy(np.int64), frames
 
 
 def _bootstrap_summary(result: stats_lib.BootstrapResult) -> dict:

@@ -196,8 +196,9 @@ class TrainConfig:
         resize_method: str. "bilinear" (default) or "nearest" (what the official
             scripts' `flow_from_dataframe` does).
         augment: bool. The official RadImageNet augmentation on the training split.
-        augment_on: str. Where it runs: "auto" or "cpu" (per-image parameters, one warp
-            per batch in tf.data; the same pixels as one warp per image).
+        augment_on: str. How it runs, with the same pixels either way: "auto" (one warp
+            per image in the parallel tf.data map, the fastest on a CPU) or "cpu"
+            (per-image parameters, one warp per batch in tf.data).
         confounder: dict. Empty for none, else a synthetic confounder of "Source
             Matters" (Juodelyte et al. 2024) injected into a fraction of the positive
             training images: `{"kind": "tag"|"lowpass"|"noise", "fraction": 0..1, ...options}`

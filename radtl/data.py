@@ -72,7 +72,9 @@ SPLITS = ("train", "val", "test")
 #: Resize methods of `load` / `decode_image`: "bilinear" (radtl's default) and
 #: "nearest" (the official RadImageNet scripts: Keras `flow_from_dataframe`, PIL nearest).
 RESIZE_METHODS = ("bilinear", "nearest")
-#: Where augmentation runs: "auto" (the CPU, for now), "cpu" (batched in tf.data), "device" (not yet).
+#: Where augmentation runs: "auto" (per image in the parallel tf.data map: the fastest on a
+#: CPU, measured by benchmarks/input_pipeline.py), "cpu" (one warp per batch in tf.data;
+#: the same pixels), "device" (not yet).
 AUGMENT_ON = ("auto", "cpu", "device")
 _PIPELINE_GLOBAL_SEED = 0x5EED
 
@@ -675,13 +677,13 @@ class DatasetFold:
             confounding: `Confounding` or None. A synthetic confounder put into the
                 listed images before resizing (`radtl.confounders`; "Source Matters").
                 Defaults to None.
-            augment_on: str. Where augmentation runs: "cpu"
-                (in tf.data, after batching: one warp per batch with
-                `radtl.augmentation.augment_batch`, whose output equals the per-image
-                `augment` for the same seeds) or "auto" (today the same as "cpu").
+            augment_on: str. Where and how augmentation runs, with the same pixels
+                either way (tested): "auto" (per image, `radtl.augmentation.augment`
+                in the parallel tf.data map: the fastest on a CPU) or "cpu" (in tf.data
+                after batching: one warp per batch, `augment_batch`; `preprocessing` then
+                receives a batch (B, S, S, 3): use a per-pixel function such as radtl's).
                 "device" (augmenting on the accelerator) is not implemented yet and
-                raises. With augmentation, `preprocessing` then receives a batch
-                (B, S, S, 3): use a per-pixel function such as radtl's. Defaults to "auto".
+                raises. Defaults to "auto".
 
         Returns:
             `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,);
@@ -754,11 +756,21 @@ class DatasetFold:
             # differs (deterministically) on every iteration over the dataset.
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batched = False
-        if augment:
-            # Batched on the CPU ("auto" today): each image's transform is drawn from its
-            # seed pair (in stream order) in the parallel per-image map, a few scalar ops;
-            # the warp runs once per batch. The pixels equal the per-image
-            # `augmentation.augment` image by image (tested).
+        if augment and augment_on == "auto":
+            # Per image in the parallel map, each from its seed pair (in stream order): on
+            # a CPU this beats one warp per batch (about 1.5-2x, benchmarks/input_pipeline.py).
+            config = augment
+
+            def augment_one(example, pair):
+                example = dict(example)
+                example["image"] = augmentation.augment(tf.cast(example["image"], tf.float32), pair, config)
+                return example
+
+            ds = tf.data.Dataset.zip(ds, seeds).map(augment_one, num_parallel_calls=tf.data.AUTOTUNE)
+        elif augment:
+            # Batched ("cpu"): each image's transform is drawn from its seed pair (in stream
+            # order) in the parallel per-image map, a few scalar ops; the warp runs once per
+            # batch. The pixels equal the per-image `augmentation.augment` (tested).
             config = augment
 
             def draw(example, pair):

@@ -50,6 +50,7 @@ from sklearn.linear_model import LogisticRegression
 import radtl
 from radtl import metrics as metrics_lib
 from radtl.registry import Registry
+from radtl.rundir import align_predictions
 from radtl.rundir import RunDir
 from radtl.rundir import RunDirectoryError
 from radtl.rundir import labels_and_probs
@@ -266,38 +267,9 @@ def _class_names(members: list[RunDir], frames: dict) -> list[str]:
 
 
 def _aligned(members: list[RunDir], frames: list[pd.DataFrame], split: str) -> list[pd.DataFrame]:
-    """Each member's predictions of `split` in the first member's image order.
-
-    Raises:
-        ValueError: a member repeats a filename, holds other images than the first
-            member, or gives an image another label.
-    """
-    files = [member.file("predictions", split=split) for member in members]
-    for path, frame in zip(files, frames):
-        repeated = frame["filename"][frame["filename"].duplicated()]
-        if len(repeated):
-            raise ValueError(f"{path} lists {len(repeated)} filename(s) more than once (e.g. "
-                             f"{list(repeated[:3])}): predictions cannot be matched by image.")
-    reference = pd.Index(frames[0]["filename"])
-    aligned = [frames[0]]
-    for path, frame in zip(files[1:], frames[1:]):
-        only_first = reference.difference(frame["filename"])
-        only_member = pd.Index(frame["filename"]).difference(reference)
-        if len(only_first) or len(only_member):
-            raise ValueError(
-                f"The members must be evaluated on the same {split} images: {files[0]} and {path} differ in "
-                f"{len(only_first) + len(only_member)} filename(s) ({len(only_first)} only in the first, "
-                f"{len(only_member)} only in the second; e.g. {list(only_first[:3]) + list(only_member[:3])}). "
-                "Ensemble runs of the same dataset and fold.")
-        frame = frame.set_index("filename").loc[reference].reset_index()
-        relabelled = frame["label"].to_numpy() != frames[0]["label"].to_numpy()
-        if relabelled.any():
-            raise ValueError(
-                f"{files[0]} and {path} give different labels to {int(relabelled.sum())} of the same {split} "
-                f"images (e.g. {list(frame['filename'][relabelled][:3])}): the runs used different label "
-                "definitions or datasets.")
-        aligned.append(frame)
-    return aligned
+    """Each member's predictions of `split` in the first member's image order (`rundir.align_predictions`)."""
+    return align_predictions(frames, [str(member.file("predictions", split=split)) for member in members],
+                             split=split, fix="Ensemble runs of the same dataset and fold.")
 
 
 def _check_out_dir(out_dir: Path, members: list[RunDir]) -> None:

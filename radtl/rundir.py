@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["RunDir", "RunDirectoryError", "write_json", "probabilities", "labels_and_probs",
-           "monitor_mode", "best_index", "STATUSES"]
+           "align_predictions", "monitor_mode", "best_index", "STATUSES"]
 
 STATUSES = ("new", "unfinished", "failed", "finished")
 
@@ -89,6 +89,53 @@ def write_json(path, payload, **dump_options) -> None:
             raise
     os.chmod(tmp.name, 0o644)  # NamedTemporaryFile creates 0600
     os.replace(tmp.name, path)
+
+
+def align_predictions(tables, names, *, split: str = "", fix: str = "") -> list[pd.DataFrame]:
+    """Predictions tables of the same images, each reordered to the first table's rows.
+
+    Rows are matched by `filename` (the order in each file does not matter).
+
+    Args:
+        tables: sequence of DataFrames with a `filename` column (and `label`, checked
+            where two tables both have it).
+        names: what each table is called in messages (a run, a file, an argument).
+        split: str. The split, named in messages ("test"); may be empty.
+        fix: str. The sentence that ends the "not the same images" message.
+
+    Returns:
+        The tables, the first unchanged, the others in its row order.
+
+    Raises:
+        ValueError: a table lists a filename twice, two tables hold different images, or
+            give an image different labels; the message names the tables and examples.
+    """
+    images = f"{split} images" if split else "images"
+    for table, name in zip(tables, names):
+        repeated = table["filename"][table["filename"].duplicated()]
+        if len(repeated):
+            raise ValueError(f"{name} lists {len(repeated)} filename(s) more than once (e.g. "
+                             f"{sorted(set(repeated))[:3]}): predictions cannot be matched by image.")
+    first, reference = names[0], pd.Index(tables[0]["filename"])
+    aligned = [tables[0]]
+    for table, name in zip(tables[1:], names[1:]):
+        only_first = reference.difference(table["filename"])
+        only_this = pd.Index(table["filename"]).difference(reference)
+        if len(only_first) or len(only_this):
+            raise ValueError(
+                f"{first} and {name} were not evaluated on the same {images}: {len(only_first) + len(only_this)} "
+                f"filename(s) differ ({len(only_first)} only in {first}, {len(only_this)} only in {name}; e.g. "
+                f"{list(only_first[:2]) + list(only_this[:2])}). {fix}".rstrip())
+        table = table.set_index("filename").loc[reference].reset_index()
+        if "label" in table.columns and "label" in tables[0].columns:
+            differ = table["label"].to_numpy() != tables[0]["label"].to_numpy()
+            if differ.any():
+                raise ValueError(
+                    f"{first} and {name} give different labels to {int(differ.sum())} of the same {images} (e.g. "
+                    f"{list(table['filename'][differ][:3])}): the runs used different label definitions or "
+                    "datasets.")
+        aligned.append(table)
+    return aligned
 
 
 def probabilities(predictions: pd.DataFrame) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 import scipy.stats
 
 from radtl._checks import check_number
+from radtl.rundir import align_predictions
 from radtl.rundir import probabilities
 
 __all__ = [
@@ -451,10 +452,6 @@ def _class_columns(name, table) -> list:
         raise ValueError(
             f"`{name}` must be a predictions table with a `filename` column and one `prob_<class>` column per "
             f"class (at least two), as `RunDir.read_predictions` returns. Received columns: {list(table.columns)}.")
-    duplicated = table["filename"][table["filename"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"`{name}` lists some filenames more than once: {_listing(set(duplicated))}. "
-                         f"Each image must have one row.")
     return columns
 
 
@@ -510,21 +507,10 @@ def prediction_agreement(pred_a, pred_b) -> dict:
     if columns != columns_b:
         raise ValueError(f"`pred_a` and `pred_b` must have the same class columns in the same order. Received: "
                          f"pred_a has {columns}, pred_b has {columns_b}. Compare runs of the same task.")
-    names_a, names_b = set(pred_a["filename"]), set(pred_b["filename"])
-    if names_a != names_b:
-        raise ValueError(
-            f"`pred_a` and `pred_b` must cover the same images, but {len(names_a - names_b)} filenames are only in "
-            f"pred_a ({_listing(names_a - names_b)}) and {len(names_b - names_a)} only in pred_b "
-            f"({_listing(names_b - names_a)}). Compare runs on the same dataset, fold and split.")
+    _, aligned_b = align_predictions([pred_a, pred_b], ["`pred_a`", "`pred_b`"],
+                                     fix="Compare runs on the same dataset, fold and split.")
     if len(pred_a) == 0:
         raise ValueError("`pred_a` and `pred_b` hold no images. Received two empty predictions tables.")
-    aligned_b = pred_b.set_index("filename").loc[pred_a["filename"]].reset_index()
-    if "label" in pred_a.columns and "label" in aligned_b.columns:
-        differ = pred_a["label"].to_numpy() != aligned_b["label"].to_numpy()
-        if differ.any():
-            raise ValueError(
-                f"`pred_a` and `pred_b` give different labels to {int(differ.sum())} images "
-                f"({_listing(pred_a['filename'][differ])}): the runs did not use the same labelled data.")
     probs_a, probs_b = probabilities(pred_a), probabilities(aligned_b)
     for name, probs in (("pred_a", probs_a), ("pred_b", probs_b)):
         if not np.isfinite(probs).all():

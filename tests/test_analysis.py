@@ -318,8 +318,8 @@ def test_compare_runs_three_runs_holm_over_the_pairs(study, tmp_path):
 def test_compare_runs_on_different_images_names_runs_and_count(study):
     a = study / "resnet50" / "radimagenet" / "fold1"
     b = study / "resnet50" / "imagenet" / "fold2"
-    with pytest.raises(ValueError, match=r"Runs fold1 and fold2 were not evaluated on the same test "
-                                         r"images: 240 filenames differ \(120 only in fold1"):
+    with pytest.raises(ValueError, match=r"Run fold1 and Run fold2 were not evaluated on the same test "
+                                         r"images: 240 filename\(s\) differ \(120 only in Run fold1"):
         analysis.compare_runs([a, b])
 
 

@@ -481,11 +481,13 @@ def test_batched_augmentation_equals_the_per_image_pipeline_batch_by_batch(fold,
     assert not np.allclose(got[0][0][0], got[1][0][0])
 
 
-def test_batched_augmentation_applies_preprocessing_after_the_warp(fold):
+@pytest.mark.parametrize("augment_on", ["auto", "cpu"])
+def test_augmentation_applies_preprocessing_after_the_warp(fold, augment_on):
     def scale(image):
         return image / 127.5 - 1.0
 
-    batched = fold.load("train", image_size=SIZE, batch_size=32, augment=True, seed=2, preprocessing=scale)
+    batched = fold.load("train", image_size=SIZE, batch_size=32, augment=True, seed=2, preprocessing=scale,
+                        augment_on=augment_on)
     (xg, yg), (xw, yw) = next(iter(batched)), next(iter(_per_image_reference(fold, 2, 32, scale)))
     np.testing.assert_array_equal(yg.numpy(), yw.numpy())
     np.testing.assert_allclose(xg.numpy(), xw.numpy(), atol=1e-5)

@@ -213,3 +213,20 @@ def test_scan_finds_run_directories_recursively_sorted(tmp_path):
         "a/fold1", "b/fold1", "b/fold2"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         RunDir.scan(tmp_path / "missing")
+
+
+def test_align_predictions_matches_rows_by_filename_and_names_the_tables():
+    from radtl.rundir import align_predictions
+
+    a = pd.DataFrame({"filename": ["x", "y", "z"], "label": [0, 1, 0], "prob_a": [.1, .2, .3]})
+    b = a.iloc[::-1].assign(prob_a=[.9, .8, .7])
+    first, second = align_predictions([a, b], ["A", "B"], split="test")
+    assert first is a and list(second["filename"]) == ["x", "y", "z"]
+    assert list(second["prob_a"]) == [.7, .8, .9]
+    with pytest.raises(ValueError, match=r"A and B were not evaluated on the same test images: 2 filename\(s\) "
+                                         r"differ \(1 only in A, 1 only in B; e.g. \['z', 'w'\]\)\. Use one fold\."):
+        align_predictions([a, b.replace({"filename": {"z": "w"}})], ["A", "B"], split="test", fix="Use one fold.")
+    with pytest.raises(ValueError, match=r"A and B give different labels to 1 of the same images \(e.g. \[.y.\]\)"):
+        align_predictions([a, b.assign(label=[0, 0, 0])], ["A", "B"])
+    with pytest.raises(ValueError, match=r"B lists 1 filename\(s\) more than once \(e.g. \['x'\]\)"):
+        align_predictions([a, pd.concat([b, b.iloc[[2]]])], ["A", "B"])
