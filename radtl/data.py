@@ -806,14 +806,15 @@ class DatasetFold:
 
     def provenance(self) -> dict:
         """Where this fold was read from, for a run's record: the absolute data directory,
-        the dataset version and, for an imported dataset, its image root, import time and
-        the SHA-256 of its split lists."""
+        the dataset version and, for an imported dataset, its image root, import time, the
+        SHA-256 of its split lists and the percentiles of its 16-bit/DICOM window."""
         info = self.builder.info
         record = {"name": self.name, "fold": self.fold, "data_dir": os.path.abspath(self.data_dir),
                   "version": str(info.version)}
         metadata = dict(info.metadata or {})
         if "split_files" in metadata:  # an imported dataset (tfds_builders.imported)
             record["import"] = {key: metadata[key] for key in ("image_root", "created", "split_files")}
+            record["import"]["percentiles"] = list(metadata["conversion"]["percentiles"])
         return record
 
     def labels(self, split: str) -> tuple[list[str], np.ndarray]:

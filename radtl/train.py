@@ -587,6 +587,9 @@ def predict(run_dir, image_paths) -> pd.DataFrame:
     config = run.read_config()
     names = run.class_names
     model = run.load_model()
+    # An imported dataset's 16-bit PNG and DICOM window (its percentiles), as in training.
+    imported = run.read_resolved().get("data", {}).get("import", {})
+    percentiles = tuple(imported.get("percentiles", imaging.DEFAULT_PERCENTILES))
     rows = []
     for path in map(Path, image_paths):
         row = {"filename": str(path), **{f"prob_{n}": np.nan for n in names}, "predicted": "", "error": ""}
@@ -595,7 +598,7 @@ def predict(run_dir, image_paths) -> pd.DataFrame:
             rows.append(row)
             continue
         try:
-            pixels, _ = imaging.read_image(path)
+            pixels, _ = imaging.read_image(path, percentiles=percentiles)
         except imaging.ImageReadError as err:
             row["error"] = str(err)
             rows.append(row)

@@ -346,6 +346,22 @@ def test_cli_import_then_train_on_it(tmp_path):
     Image.new("L", (30, 30), 200).save(tmp_path / "new.png")
     predicted = runner.invoke(cli.cli, ["predict", str(tmp_path / "run"), str(tmp_path / "new.png")])
     assert predicted.exit_code == 0 and "new.png" in predicted.output, predicted.output
+    # a 16-bit file is windowed with the import's percentiles, recorded in the run
+    assert resolved["import"]["percentiles"] == [0.5, 99.5]
+    ramp = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 30
+    Image.fromarray(ramp, "I;16").save(tmp_path / "ramp16.png")
+
+    def predicted_probability():
+        out = runner.invoke(cli.cli, ["predict", str(tmp_path / "run"), str(tmp_path / "ramp16.png"),
+                                      "--output", str(tmp_path / "p.csv")])
+        assert out.exit_code == 0, out.output
+        return pd.read_csv(tmp_path / "p.csv")["prob_malignant"][0]
+
+    default = predicted_probability()
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    record["resolved"]["data"]["import"]["percentiles"] = [40, 60]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    assert predicted_probability() != default
     evaluated = runner.invoke(cli.cli, ["evaluate", str(tmp_path / "run")])
     assert evaluated.exit_code == 1 and "Error: `dataset` must be a registered dataset" in evaluated.output
     data_dir = moved.rename(data_dir)
