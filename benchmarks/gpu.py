@@ -30,6 +30,7 @@ peak, input wait <y>%)` for the largest batch size.
 Usage:
     python benchmarks/gpu.py [--dataset synthetic_lesions] [--data-dir DIR]
         [--image-size 224] [--batch-sizes 128 256] [--steps 30] [--backbone resnet50]
+        [--augment-on device]   # default: device (the warp in the XLA step) with a GPU, else auto
     # CPU check at a tiny size:
     python benchmarks/gpu.py --image-size 32 --batch-sizes 4 --steps 2 --backbone mobilenet_v2
 """
@@ -48,6 +49,7 @@ import tensorflow as tf  # noqa: E402
 from train_step import forward_flops, matmul_ceiling  # noqa: E402 (benchmarks/train_step.py)
 
 import radtl  # noqa: E402
+from radtl import augmentation  # noqa: E402
 from radtl import precision  # noqa: E402
 
 #: Dense (no sparsity) bf16/fp16 tensor-core peak, TFLOP/s, by a substring of the device name
@@ -84,9 +86,10 @@ def peak_flops(name: str, compute_dtype: str) -> tuple[float, str]:
     return matmul_ceiling(compute_dtype), f"measured {compute_dtype} matmul"
 
 
-def pipeline(fold, image_size: int, batch_size: int, seed: int = 0) -> tf.data.Dataset:
+def pipeline(fold, image_size: int, batch_size: int, seed: int = 0, augment_on: str = "auto") -> tf.data.Dataset:
     """The augmented training split, repeated, in full batches of `batch_size`."""
-    ds = fold.load("train", image_size=image_size, batch_size=batch_size, augment=True, seed=seed)
+    ds = fold.load("train", image_size=image_size, batch_size=batch_size, augment=True, seed=seed,
+                   augment_on=augment_on)
     return ds.repeat().rebatch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -112,7 +115,9 @@ def measure(fold, args, batch_size: int, xla: bool) -> dict:
     model = radtl.build_model(args.backbone, None, num_classes=fold.num_classes,
                               input_shape=(args.image_size, args.image_size, 3), preprocessing="official")
     model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy", jit_compile=xla)
-    data = pipeline(fold, args.image_size, batch_size)
+    if args.augment_on == "device":  # the warp runs in the compiled train step, on the accelerator
+        augmentation.warp_in_train_step(model)
+    data = pipeline(fold, args.image_size, batch_size, augment_on=args.augment_on)
     warmup = args.warmup or math.ceil(fold.split_sizes["train"] / batch_size) + 1
     warmup_seconds = _fit_seconds(model, data, warmup)
     piped = _fit_seconds(model, data, args.steps)
@@ -138,7 +143,11 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=None,
                         help="warm-up steps (default: one epoch of the training split + 1, filling the decode cache)")
     parser.add_argument("--backbone", default="resnet50", choices=radtl.backbones.names())
+    parser.add_argument("--augment-on", default=None, choices=radtl.data.AUGMENT_ON,
+                        help="where the augmentation warps (default: device with a GPU, else auto)")
     args = parser.parse_args(argv)
+    if args.augment_on is None:
+        args.augment_on = "device" if tf.config.list_physical_devices("GPU") else "auto"
 
     choice = precision.configure("auto", "auto")
     compute_dtype = keras.config.dtype_policy().compute_dtype
@@ -156,7 +165,7 @@ def main(argv=None):
     print(f"\ndevice: {name}; {choice.policy}, XLA {choice.xla} ({choice.reason}); peak {peak / 1e12:,.1f} "
           f"TFLOP/s ({peak_source}); {cores} usable CPU cores; TensorFlow {tf.__version__}, Keras {keras.__version__}")
     print(f"{args.dataset}/fold{args.fold} train ({fold.split_sizes['train']} images), augment=True, "
-          f"{args.steps} timed steps per column")
+          f"augment_on={args.augment_on}, {args.steps} timed steps per column")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     last = table.iloc[-1]
     label = _LABELS.get(args.backbone, args.backbone)

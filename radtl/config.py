@@ -95,7 +95,7 @@ CHOICES = {
     "xla": ("auto", True, False),
     "monitor": ("val_auc", "val_loss", "val_accuracy"),
     "resize_method": ("bilinear", "nearest"),
-    "augment_on": ("auto", "cpu"),  # radtl.data.AUGMENT_ON without "device" (not implemented yet)
+    "augment_on": ("auto", "cpu", "device"),  # radtl.data.AUGMENT_ON
 }
 
 #: Fields whose value is a registered name: field -> module owning the registry.
@@ -196,9 +196,10 @@ class TrainConfig:
         resize_method: str. "bilinear" (default) or "nearest" (what the official
             scripts' `flow_from_dataframe` does).
         augment: bool. The official RadImageNet augmentation on the training split.
-        augment_on: str. How it runs, with the same pixels either way: "auto" (one warp
-            per image in the parallel tf.data map, the fastest on a CPU) or "cpu"
-            (per-image parameters, one warp per batch in tf.data).
+        augment_on: str. How it runs, with the same pixels (to float32 rounding): "auto"
+            (one warp per image in the parallel tf.data map, the fastest on a CPU), "cpu"
+            (per-image parameters, one warp per batch in tf.data) or "device" (one warp
+            per batch inside the train step, on the accelerator, XLA-compatible).
         confounder: dict. Empty for none, else a synthetic confounder of "Source
             Matters" (Juodelyte et al. 2024) injected into a fraction of the positive
             training images: `{"kind": "tag"|"lowpass"|"noise", "fraction": 0..1, ...options}`

@@ -74,7 +74,8 @@ SPLITS = ("train", "val", "test")
 RESIZE_METHODS = ("bilinear", "nearest")
 #: Where augmentation runs: "auto" (per image in the parallel tf.data map: the fastest on a
 #: CPU, measured by benchmarks/input_pipeline.py), "cpu" (one warp per batch in tf.data;
-#: the same pixels), "device" (not yet).
+#: the same pixels), "device" (one warp per batch inside the train step, on the
+#: accelerator: `radtl.augmentation.warp_in_train_step`; pixels equal to float rounding).
 AUGMENT_ON = ("auto", "cpu", "device")
 _PIPELINE_GLOBAL_SEED = 0x5EED
 
@@ -682,8 +683,11 @@ class DatasetFold:
                 in the parallel tf.data map: the fastest on a CPU) or "cpu" (in tf.data
                 after batching: one warp per batch, `augment_batch`; `preprocessing` then
                 receives a batch (B, S, S, 3): use a per-pixel function such as radtl's).
-                "device" (augmenting on the accelerator) is not implemented yet and
-                raises. Defaults to "auto".
+                "device": batches of `({"image", "transform", "flip"}, labels)`, the
+                images un-warped (float32, no `preprocessing`), for a model wrapped
+                by `radtl.augmentation.warp_in_train_step`, which warps each batch
+                inside its (jit-compiled) train step on the accelerator
+                (`warp_batch_gather`, equal to float32 rounding). Defaults to "auto".
 
         Returns:
             `tf.data.Dataset` of `(images, labels)`: float32 (B, S, S, 3), int32 (B,);
@@ -709,12 +713,14 @@ class DatasetFold:
 
         _check_load_arguments(image_size, batch_size, augment, resize_method, with_masks)
         check_choice("augment_on", augment_on, AUGMENT_ON)
-        if augment_on == "device":
+        device = bool(augment) and augment_on == "device"
+        if device and (preprocessing is not None or with_metadata or with_masks):
             raise ValueError(
-                "`augment_on` must be 'auto' or 'cpu' for now: augmentation on the accelerator "
-                "(un-augmented batches plus per-image seeds for a Keras layer or `train_step`) is "
-                "not implemented yet. Received: augment_on='device'. Fix: pass augment_on='auto' "
-                "(batched on the CPU, in tf.data) or 'cpu'.")
+                "`augment_on='device'` yields the training images un-warped, with their transforms, for "
+                "`radtl.augmentation.warp_in_train_step`: it takes no `preprocessing` (the model applies "
+                "its own, after the warp), `with_metadata` or `with_masks`. Received: "
+                f"preprocessing={preprocessing!r}, with_metadata={with_metadata}, with_masks={with_masks}. "
+                "Fix: use augment_on='auto' for those.")
         b = self.builder
         has_masks = "mask" in b.info.features
         if with_masks and not has_masks:
@@ -768,9 +774,10 @@ class DatasetFold:
 
             ds = tf.data.Dataset.zip(ds, seeds).map(augment_one, num_parallel_calls=tf.data.AUTOTUNE)
         elif augment:
-            # Batched ("cpu"): each image's transform is drawn from its seed pair (in stream
-            # order) in the parallel per-image map, a few scalar ops; the warp runs once per
-            # batch. The pixels equal the per-image `augmentation.augment` (tested).
+            # Batched ("cpu") or on the accelerator ("device"): each image's transform is drawn
+            # from its seed pair (in stream order) in the parallel per-image map, a few scalar
+            # ops; the warp runs once per batch, here or in the train step. The pixels equal
+            # the per-image `augmentation.augment` (tested).
             config = augment
 
             def draw(example, pair):
@@ -787,6 +794,14 @@ class DatasetFold:
                 return example
 
             ds = tf.data.Dataset.zip(ds, seeds).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+            if device:
+                def for_the_step(example):
+                    inputs = {"image": tf.cast(example["image"], tf.float32), "transform": example["transform"],
+                              "flip": example["flip"]}
+                    return inputs, example["label"]
+
+                ds = ds.batch(batch_size).map(for_the_step, num_parallel_calls=tf.data.AUTOTUNE)
+                return ds.prefetch(tf.data.AUTOTUNE)
             ds = ds.batch(batch_size).map(warp, num_parallel_calls=tf.data.AUTOTUNE)
             batched = True
 

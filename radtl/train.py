@@ -58,6 +58,7 @@ import pandas as pd
 import tensorflow as tf
 
 import radtl
+from radtl import augmentation
 from radtl import data as data_lib
 from radtl import imaging
 from radtl import health
@@ -458,7 +459,9 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             "versions": _package_versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
-    context = RunContext(num_classes=len(names), class_names=tuple(names), train_data=train_ds,
+    on_device = bool(config.augment) and config.augment_on == "device"
+    context = RunContext(num_classes=len(names), class_names=tuple(names),
+                         train_data=_warped(train_ds) if on_device else train_ds,
                          steps_per_epoch=steps_per_epoch, epochs=config.epochs)
 
     # Seed right before anything random is created: preparing a dataset (first use)
@@ -472,6 +475,8 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
         loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
         schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
         trained, fit_train, fit_val, export = model, train_ds, val_ds, None
+        if on_device:  # the batches come un-warped: the train step warps them where the model runs
+            augmentation.warp_in_train_step(model)
         if cached:  # a frozen backbone and no augmentation: its features once, the head trained on them
             progress("The backbone stays frozen and nothing is augmented: computing its features once per split ...")
             extractor, trained = probing.split_model(model)
@@ -529,6 +534,15 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     run.write_metrics(metrics)
     shutil.rmtree(run.file("backup"), ignore_errors=True)  # only now: a kill before metrics.json resumes
     return metrics
+
+
+def _warped(train_ds):
+    """The `augment_on="device"` training stream warped in tf.data: `(images, labels)` for
+    components that read training batches themselves (Auto-RGN's gradient norms)."""
+    def warp(inputs, labels):
+        return augmentation.warp_batch_gather(inputs["image"], inputs["transform"], inputs["flip"]), labels
+
+    return train_ds.map(warp)
 
 
 def _write_plots(run: RunDir) -> None:

@@ -102,3 +102,48 @@ def test_augment_batch_inside_a_traced_function_and_switched_off():
 def test_augment_batch_rejects_bad_shapes(images, seeds, match):
     with pytest.raises(ValueError, match=match):
         augmentation.augment_batch(images, tf.constant(seeds))
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "constant"])
+def test_the_gather_warp_equals_the_tensorflow_kernel_and_compiles_with_xla(fill_mode):
+    config = augmentation.AugmentConfig(rotation=30, width_shift=0.3, height_shift=0.3, shear=5, zoom=0.3,
+                                        fill_mode=fill_mode)
+    images = tf.random.stateless_uniform((6, 24, 20, 3), seed=(1, 2), maxval=255.0)
+    seeds = tf.reshape(tf.range(12), (6, 2))
+    transforms, flips = tf.map_fn(lambda s: augmentation.image_transform(config, s, 24, 20), seeds,
+                                  fn_output_signature=(tf.TensorSpec((8,), tf.float32), tf.TensorSpec((), tf.float32)))
+    want = augmentation.warp_batch(images, transforms, flips, config).numpy()
+    got = augmentation.warp_batch_gather(images, transforms, flips, config).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    compiled = tf.function(augmentation.warp_batch_gather, jit_compile=True)
+    np.testing.assert_allclose(compiled(images, transforms, flips, config).numpy(), want, atol=1e-3)
+    assert np.abs(want - images.numpy()).mean() > 10  # the transforms really move pixels
+    with pytest.raises(ValueError, match="fill_mode"):
+        augmentation.warp_batch_gather(images, transforms, flips, augmentation.AugmentConfig(fill_mode="wrap"))
+
+
+def test_warp_in_train_step_trains_on_the_warped_batch():
+    import keras
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+        net.compile(keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return net
+
+    images = tf.random.stateless_uniform((4, 8, 8, 3), seed=(3, 4))
+    transforms = tf.constant([[1, 0, 2, 0, 1, 1, 0, 0]] * 4, tf.float32)  # a shift
+    flips = tf.constant([0.0, 1.0, 0.0, 1.0])
+    labels = tf.constant([0, 1, 1, 0])
+    warped = augmentation.warp_batch_gather(images, transforms, flips)
+    reference = model()
+    reference.fit(warped, labels, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    wrapped = augmentation.warp_in_train_step(model())
+    batch = tf.data.Dataset.from_tensors(({"image": images, "transform": transforms, "flip": flips}, labels))
+    wrapped.fit(batch, epochs=1, verbose=0)
+    for a, b in zip(wrapped.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    untouched = model()
+    untouched.fit(images, labels, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    assert not np.allclose(untouched.get_weights()[0], wrapped.get_weights()[0])
+    assert wrapped.predict(images, verbose=0).shape == (4, 2)  # inference takes plain images

@@ -37,8 +37,10 @@ def run_script(name, *args, timeout=240):
 
 
 def test_gpu_benchmark_prints_table_and_headline(built_dir):
+    # the path a GPU takes by default: the warp inside the train step (here on the CPU)
     lines = run_script("gpu", "--image-size", 32, "--batch-sizes", 4, "--steps", 2, "--warmup", 2,
-                       "--backbone", "mobilenet_v2", "--data-dir", built_dir)
+                       "--backbone", "mobilenet_v2", "--data-dir", built_dir, "--augment-on", "device")
+    assert any("augment=True, augment_on=device" in line for line in lines), lines
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["batch", "img/s"])
     for column in ("cached img/s", "input wait %", "pipeline img/s", "% of peak"):
         assert column in lines[header]

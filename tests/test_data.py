@@ -493,7 +493,21 @@ def test_augmentation_applies_preprocessing_after_the_warp(fold, augment_on):
     np.testing.assert_allclose(xg.numpy(), xw.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("augment_on, match", [("gpu", "augment_on"), ("device", "not implemented yet")])
-def test_augment_on_rejects_unknown_places_and_device_for_now(fold, augment_on, match):
-    with pytest.raises(ValueError, match=match):
-        fold.load("train", image_size=SIZE, batch_size=8, augment=True, augment_on=augment_on)
+def test_augment_on_rejects_unknown_places(fold):
+    with pytest.raises(ValueError, match="augment_on"):
+        fold.load("train", image_size=SIZE, batch_size=8, augment=True, augment_on="gpu")
+
+
+def test_device_augmentation_yields_unwarped_batches_that_the_step_warps_to_the_same_pixels(fold):
+    device = fold.load("train", image_size=SIZE, batch_size=16, augment=True, seed=5, augment_on="device")
+    reference = _per_image_reference(fold, seed=5, batch_size=16)
+    for (inputs, labels), (want, want_labels) in zip(device.take(3), reference.take(3)):
+        assert set(inputs) == {"image", "transform", "flip"} and inputs["transform"].shape[1:] == (8,)
+        warped = augmentation.warp_batch_gather(inputs["image"], inputs["transform"], inputs["flip"])
+        np.testing.assert_array_equal(labels.numpy(), want_labels.numpy())
+        np.testing.assert_allclose(warped.numpy(), want.numpy(), atol=2e-3)
+    with pytest.raises(ValueError, match="takes no `preprocessing`"):
+        fold.load("train", image_size=SIZE, batch_size=8, augment=True, augment_on="device",
+                  preprocessing=lambda image: image / 255.0)
+    plain = next(iter(fold.load("val", image_size=SIZE, batch_size=8, augment=False, augment_on="device")))
+    assert plain[0].shape == (8, SIZE, SIZE, 3)  # nothing to warp: plain images

@@ -259,3 +259,14 @@ def test_a_run_leaves_op_determinism_as_it_found_it(finished_run):
     from tensorflow.python.framework import config as tf_framework_config
 
     assert not tf_framework_config.is_op_determinism_enabled()  # XLA grads of e.g. MaxPool need it off
+
+
+def test_augmentation_on_the_device_trains_inside_the_step(config, tmp_path):
+    # The warp runs in the train step (XLA-compatible: tests/test_augmentation.py compiles it; a
+    # jit-compiled VGG16 step costs 40 s on a CPU); evaluation and the saved model take plain images.
+    on_device = config.replace(augment=True, augment_on="device", epochs=1)
+    metrics = train.run(on_device, tmp_path / "device", verbose=0)
+    run = RunDir(tmp_path / "device")
+    assert run.read_config().augment_on == "device"
+    assert 0.0 <= metrics["test"]["roc_auc"]["auc"] <= 1.0
+    assert run.load_model().input_shape == (None, 32, 32, 3)
