@@ -294,6 +294,9 @@ _TRAIN_OPTIONS = {
     "loss": (["--loss"], dict(help="hard, label_smoothing, ols or tf_kd.")),
     "loss_options": (["--loss-option"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE",
                                              help="A loss option, e.g. epsilon=0.1 (repeatable).")),
+    "confounder": (["--confounder"], dict(multiple=True, callback=_key_values, metavar="KEY=VALUE",
+                                          help="A synthetic confounder setting (Source Matters), e.g. kind=tag, "
+                                               "fraction=0.5 (repeatable).")),
     "optimizer": (["--optimizer"], dict(type=click.Choice(CHOICES["optimizer"]))),
     "learning_rate": (["--lr"], dict(type=float)),
     "lr_decay": (["--lr-decay"], dict(type=click.Choice(CHOICES["lr_decay"]))),

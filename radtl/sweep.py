@@ -257,7 +257,8 @@ def _check_fields(mapping, source, where, extra_keys=()):
 
 
 def _merge(into, changes):
-    """`into` updated with `changes`; the dict fields merge key by key, and a dotted key
+    """`into` updated with `changes`; the dict fields merge key by key (an empty dict `{}`
+    clears one, e.g. `confounder: {}` in a scenario), and a dotted key
     (`confounder.fraction`) sets one key of its dict field."""
     merged = dict(into)
     for key, value in changes.items():
@@ -265,7 +266,8 @@ def _merge(into, changes):
             field, sub = key.split(".", 1)
             merged[field] = {**(merged.get(field) or {}), sub: value}
         else:
-            merged[key] = {**merged[key], **value} if key in _DICT_FIELDS and key in merged else value
+            merge = key in _DICT_FIELDS and key in merged and value != {}
+            merged[key] = {**merged[key], **value} if merge else value
     return merged
 
 

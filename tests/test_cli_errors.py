@@ -55,12 +55,14 @@ def test_train_config_accepts_exponent_learning_rates(tmp_path, data_dir):
                       "dataset: synthetic_lesions\n")
     result = invoke("train", "--config", config, "--dry-run", "--schedule", "lp-ft",
                     "--schedule-option", "probe_epochs=2", "--head", "mlp", "--head-option", "dropout=0.25",
-                    "--loss", "label_smoothing", "--loss-option", "epsilon=0.2", "--out", tmp_path / "run")
+                    "--loss", "label_smoothing", "--loss-option", "epsilon=0.2", "--confounder", "kind=tag",
+                    "--confounder", "fraction=0.5", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "learning_rate: 0.001" in result.output
     assert "schedule_options: {'probe_epochs': 2}" in result.output
     assert "head_options: {'dropout': 0.25}" in result.output
     assert "loss_options: {'epsilon': 0.2}" in result.output
+    assert "confounder: {'kind': 'tag', 'fraction': 0.5," in result.output  # then the kind's defaults
     assert "dataset: synthetic_lesions/fold1 in" in result.output and "weights file: random" in result.output
     assert not (tmp_path / "run").exists()
 

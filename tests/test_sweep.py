@@ -575,3 +575,13 @@ def test_sweep_without_reuse_reads_every_run_afresh(built_dir, tmp_path, reuse_d
     report = sweep.run_sweep(_two_seed_yaml(tmp_path), tmp_path / "runs", runner=trainer, reuse_data=reuse_data)
     assert len(report.done) == 1 and len(report.failed) == 1  # the second run re-read the deleted records
     assert trainer.folds[0] is not trainer.folds[1]
+
+
+def test_an_empty_dict_in_a_scenario_clears_the_base_setting():
+    runs = sweep.expand({
+        "base": {"weights": None, "confounder": {"kind": "tag", "fraction": 0.5}},
+        "scenarios": [{"name": "tagged"}, {"name": "clean", "confounder": {}}],
+    })
+    configs = {stem(name): config for name, config in runs}
+    assert configs["tagged"].confounder["fraction"] == 0.5
+    assert configs["clean"].confounder == {}
