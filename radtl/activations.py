@@ -486,19 +486,6 @@ def compare_stages(model_a, model_b, dataset, methods=("pwcca", "svcca", "linear
 
 # --------------------------------------------------------------------------- runs
 
-def _initial_model(config):
-    """A run's model as it was before training: built from its config with its seed.
-
-    `radtl.train` seeds right before it builds the model, so this is the run's exact
-    starting point (the pre-trained backbone, or the same random initialisation).
-    """
-    keras.utils.set_random_seed(config.seed)
-    return models_lib.build_model(
-        config.backbone, config.weights, head=config.head, num_classes=2,
-        input_shape=(config.image_size, config.image_size, 3), preprocessing=config.preprocessing,
-        weights_dir=config.weights_dir, **config.head_options)
-
-
 def compare_runs(run_a, run_b, *, split="test", methods=("pwcca", "svcca", "linear_cka"), at_init=False,
                  repeats=5, channels=64, max_datapoints=10_000, seed=0, progress=None) -> pd.DataFrame:
     """Per-stage similarity of two finished runs' backbones on the same images.
@@ -542,7 +529,8 @@ def compare_runs(run_a, run_b, *, split="test", methods=("pwcca", "svcca", "line
     final = [run.load_model() for run in runs]
     pairs = [("fine-tuned A vs B", final[0], final[1])]
     if at_init:
-        initial = [_initial_model(config_a), _initial_model(config_b)]
+        initial = [models_lib.build_from_config(config, len(run.class_names))
+                   for config, run in ((config_a, runs[0]), (config_b, runs[1]))]
         pairs += [("initial A vs B", initial[0], initial[1]),
                   ("A: initial vs fine-tuned", initial[0], final[0]),
                   ("B: initial vs fine-tuned", initial[1], final[1])]

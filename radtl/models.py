@@ -31,6 +31,25 @@ from radtl import preprocessing as preprocessing_lib
 from radtl import weights as weights_lib
 
 
+def build_from_config(config, num_classes: int) -> keras.Model:
+    """A run's model as it starts: Keras seeded with `config.seed`, then `build_model`.
+
+    `radtl.train` builds every run this way, so the model a run started from can be
+    rebuilt exactly from its recorded config (the pre-trained backbone, or the same
+    random initialisation), e.g. for `radtl.activations.compare_runs(at_init=True)`.
+
+    Args:
+        config: a `radtl.config.TrainConfig` (its backbone, weights, head and
+            head_options, image_size, preprocessing, weights_dir and seed are used).
+        num_classes: int. The dataset's number of classes.
+    """
+    keras.utils.set_random_seed(config.seed)
+    return build_model(
+        config.backbone, config.weights, head=config.head, num_classes=num_classes,
+        input_shape=(config.image_size, config.image_size, 3), preprocessing=config.preprocessing,
+        weights_dir=config.weights_dir, **config.head_options)
+
+
 def build_model(
     backbone,
     weights="radimagenet",

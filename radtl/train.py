@@ -464,14 +464,10 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
                          train_data=_warped(train_ds) if on_device else train_ds,
                          steps_per_epoch=steps_per_epoch, epochs=config.epochs)
 
-    # Seed right before anything random is created: preparing a dataset (first use)
-    # draws from Python's global RNG, which would shift every draw after it.
-    keras.utils.set_random_seed(config.seed)
+    # `build_from_config` seeds right before anything random is created: preparing a
+    # dataset (first use) draws from Python's global RNG, which would shift every draw after it.
     with strategy.scope():
-        model = models_lib.build_model(
-            config.backbone, config.weights, head=config.head, num_classes=len(names),
-            input_shape=(config.image_size, config.image_size, 3), preprocessing=config.preprocessing,
-            weights_dir=config.weights_dir, **config.head_options)
+        model = models_lib.build_from_config(config, num_classes=len(names))
         loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
         schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
         trained, fit_train, fit_val, export = model, train_ds, val_ds, None
