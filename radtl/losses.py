@@ -115,6 +115,14 @@ class _ProbabilityLoss(keras.losses.Loss):
         """
         return []
 
+    def state_variables(self):
+        """The loss's own state a resumed run must restore at an epoch boundary (none here).
+
+        Keras saves no loss variables with the model; `radtl.train` keeps these in its
+        backup, so a killed and resumed run continues with the same state.
+        """
+        return []
+
     def call(self, y_true, y_pred):
         num_classes = _num_classes(y_pred)
         labels = _labels(y_true)
@@ -225,7 +233,8 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
     replica). Create the loss inside `strategy.scope()`, as the model.
 
     The state is not saved with the model (Keras does not save a loss's variables);
-    `get_config` rebuilds a loss with uniform S. Stateful updates need the TensorFlow
+    `get_config` rebuilds a loss with uniform S. `radtl.train` keeps S in its backup
+    (`state_variables`), so a killed and resumed run continues with the S it had learnt. Stateful updates need the TensorFlow
     backend (radtl's backend).
 
     Registered as "ols" with the run context `num_classes`: the trainer builds it with
@@ -347,6 +356,10 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
     def callbacks(self):
         """`[OnlineLabelSmoothingCallback(self)]`, which drives the state during `fit`."""
         return [OnlineLabelSmoothingCallback(self)]
+
+    def state_variables(self):
+        """`[soft_labels]`: S, learnt over the epochs so far (the accumulators restart each epoch)."""
+        return [self.soft_labels]
 
     def get_config(self):
         config = super().get_config()

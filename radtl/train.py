@@ -111,12 +111,14 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     written under a temporary name and renamed, and the metadata (epoch and file name,
     itself replaced atomically) is updated only after it: the metadata always points
     to a complete weights file of the epoch it names. The metadata also keeps the
-    random layers' seed-generator states, which weight files leave out. The trainer
-    deletes the backup only after `metrics.json` exists (`delete_checkpoint=False`).
+    random layers' seed-generator states, which weight files leave out, and the values of
+    `state` (variables outside the model, e.g. the OLS loss's soft-label matrix). The
+    trainer deletes the backup only after `metrics.json` exists (`delete_checkpoint=False`).
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, state=()):
         super().__init__(backup_dir, delete_checkpoint=False)
+        self._state = list(state)
 
     def _save_model(self):
         from radtl.rundir import write_json
@@ -129,7 +131,8 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.replace(tmp, backup_dir / name)
         write_json(self._training_metadata_path, {
             "epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
-            "seed_states": [np.asarray(v).tolist() for v in self._seed_states()]})
+            "seed_states": [np.asarray(v).tolist() for v in self._seed_states()],
+            "state": [np.asarray(v).tolist() for v in self._state]})
         for old in backup_dir.glob("*.weights.h5"):
             if old.name != name:
                 old.unlink()
@@ -145,6 +148,8 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(str(Path(self.backup_dir) / metadata["weights"]))
         for variable, value in zip(self._seed_states(), metadata.get("seed_states", [])):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        for variable, value in zip(self._state, metadata.get("state", [])):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         self.model._initial_epoch = metadata["epoch"]
 
@@ -324,7 +329,7 @@ def _callbacks(config, run: RunDir, schedule, loss, resumed: bool, export=None) 
                         initial_value_threshold=run.best_so_far(config.monitor) if resumed else None),
         keras.callbacks.CSVLogger(str(run.file("history")), append=resumed),
         keras.callbacks.TensorBoard(str(run.file("tensorboard"))),
-        _AtomicBackupAndRestore(str(run.file("backup"))),
+        _AtomicBackupAndRestore(str(run.file("backup")), state=loss.state_variables()),
     ]
 
 

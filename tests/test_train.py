@@ -270,3 +270,26 @@ def test_augmentation_on_the_device_trains_inside_the_step(config, tmp_path):
     assert run.read_config().augment_on == "device"
     assert 0.0 <= metrics["test"]["roc_auc"]["auc"] <= 1.0
     assert run.load_model().input_shape == (None, 32, 32, 3)
+
+
+def test_the_backup_keeps_the_losss_own_state_for_a_resume(tmp_path):
+    # OLS's soft-label matrix lives in the loss, not the model: without the backup it would
+    # restart uniform when a killed run resumes.
+    import keras
+
+    from radtl import losses
+
+    loss = losses.OnlineLabelSmoothing(num_classes=2)
+    assert loss.state_variables() == [loss.soft_labels] and losses.get("hard").state_variables() == []
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", loss=loss)
+    backup = train._AtomicBackupAndRestore(str(tmp_path / "backup"), state=loss.state_variables())
+    backup.set_model(model)
+    learnt = np.array([[0.8, 0.2], [0.3, 0.7]], "float32")
+    loss.soft_labels.assign(learnt)
+    backup._current_epoch, backup._last_batch_seen = 3, 0
+    backup._save_model()
+    loss.soft_labels.assign(np.full((2, 2), 0.5, "float32"))  # a new process: uniform again
+    backup._load_model()
+    np.testing.assert_array_equal(loss.soft_labels.numpy(), learnt)
+    assert model._initial_epoch == 3
