@@ -144,10 +144,9 @@ def main(argv=None):
                         help="warm-up steps (default: one epoch of the training split + 1, filling the decode cache)")
     parser.add_argument("--backbone", default="resnet50", choices=radtl.backbones.names())
     parser.add_argument("--augment-on", default=None, choices=radtl.data.AUGMENT_ON,
-                        help="where the augmentation warps (default: device with a GPU, else auto)")
+                        help="where the augmentation warps (default auto: the device with a GPU, else the CPU)")
     args = parser.parse_args(argv)
-    if args.augment_on is None:
-        args.augment_on = "device" if tf.config.list_physical_devices("GPU") else "auto"
+    args.augment_on = radtl.data.resolve_augment_on(args.augment_on or "auto")
 
     choice = precision.configure("auto", "auto")
     compute_dtype = keras.config.dtype_policy().compute_dtype

@@ -21,7 +21,10 @@ given seed whatever the parallelism of the `tf.data` map (Keras' own random laye
 draw from a stateful seed generator, whose order is not deterministic under a
 parallel map). `augment_batch` draws the same per-image parameters from the same
 per-image seeds and warps a whole batch in one op: its output equals `augment` applied
-image by image, and it is several times faster on a CPU (one kernel launch per batch).
+image by image (on a CPU it is slower than `augment` mapped in parallel, so `radtl.data`
+uses it only when asked: `augment_on="cpu"`). `warp_batch_gather` does the same warp
+with gathers, which XLA compiles: `warp_in_train_step` runs it inside the train step, on
+the accelerator (`augment_on="device"`).
 
 Reference:
     Mei et al., "RadImageNet: An Open Radiologic Deep Learning Research Dataset for
@@ -39,8 +42,8 @@ import tensorflow as tf
 from radtl._checks import check_choice
 from radtl._checks import check_number
 
-__all__ = ["AugmentConfig", "OFFICIAL", "augment", "augment_batch", "image_transform", "warp_batch",
-           "warp_batch_gather", "warp_in_train_step", "DEVICE_FILL_MODES", "sample_transform", "transform_matrix"]
+__all__ = ["AugmentConfig", "OFFICIAL", "DEVICE_FILL_MODES", "augment", "augment_batch", "image_transform",
+           "warp_batch", "warp_batch_gather", "warp_in_train_step", "sample_transform", "transform_matrix"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +196,7 @@ def warp_batch_gather(images, transforms, flips, config: AugmentConfig = OFFICIA
     input at ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1, with
     the same interpolation weights as the TensorFlow kernel and the fill of
     `config.fill_mode` ("nearest": coordinates clamped to the frame; "constant": 0
-    outside). Equal to `warp_batch` to float32 rounding (tested); under XLA on a CPU about
-    3x faster than the TensorFlow kernel (224 px, batch 32).
+    outside). Equal to `warp_batch` to float32 rounding (tested).
 
     Args:
         images: float tensor (B, H, W, C).
@@ -248,19 +250,33 @@ def warp_in_train_step(model, config: AugmentConfig = OFFICIAL):
     `warp_batch_gather` first, so the warp is part of the (jit-compiled) step and runs
     where the model runs. Evaluation and prediction take plain images as before, and a
     saved model is the plain model. Returns `model`.
+
+    Under a distribution strategy Keras first builds the model symbolically on the first
+    batch (`_symbolic_build`, private API of the pinned Keras 3.15): that call is given
+    the batch's images too.
     """
     import types
 
     check_choice("fill_mode", config.fill_mode, DEVICE_FILL_MODES)
     step = type(model).train_step
+    symbolic_build = type(model)._symbolic_build
+
+    def unwarped(x):
+        return isinstance(x, dict) and "transform" in x
 
     def train_step(self, data):
         x, *rest = data
-        if isinstance(x, dict) and "transform" in x:
+        if unwarped(x):
             x = warp_batch_gather(x["image"], x["transform"], x["flip"], config)
         return step(self, (x, *rest))
 
+    def build(self, iterator=None, data_batch=None):
+        if data_batch is not None and unwarped(data_batch[0]):
+            data_batch = (data_batch[0]["image"], *data_batch[1:])
+        return symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
     model.train_step = types.MethodType(train_step, model)
+    model._symbolic_build = types.MethodType(build, model)
     return model
 
 

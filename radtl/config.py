@@ -197,9 +197,10 @@ class TrainConfig:
             scripts' `flow_from_dataframe` does).
         augment: bool. The official RadImageNet augmentation on the training split.
         augment_on: str. How it runs, with the same pixels (to float32 rounding): "auto"
-            (one warp per image in the parallel tf.data map, the fastest on a CPU), "cpu"
-            (per-image parameters, one warp per batch in tf.data) or "device" (one warp
-            per batch inside the train step, on the accelerator, XLA-compatible).
+            (on a GPU host "device", else one warp per image in the parallel tf.data map,
+            the fastest on a CPU; the run records which), "cpu" (per-image parameters,
+            one warp per batch in tf.data) or "device" (one warp per batch inside the
+            train step, on the accelerator, XLA-compatible).
         confounder: dict. Empty for none, else a synthetic confounder of "Source
             Matters" (Juodelyte et al. 2024) injected into a fraction of the positive
             training images: `{"kind": "tag"|"lowpass"|"noise", "fraction": 0..1, ...options}`

@@ -61,9 +61,11 @@ if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
 
     from radtl import augmentation
 
-__all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "Confounding", "DataError", "DatasetNotBuiltError", "DatasetBuildError",
-           "NUM_FOLDS", "SPLITS", "RESIZE_METHODS", "UnknownDatasetError", "FoldError", "check_fold", "names", "imported_names", "data_root", "get", "open", "builder", "build", "build_command",
-           "load", "reuse", "counts", "class_names", "decode_image", "resize_image", "decode_mask"]
+__all__ = ["REGISTRY", "DatasetSpec", "DatasetFold", "Confounding", "NUM_FOLDS", "SPLITS", "RESIZE_METHODS",
+           "AUGMENT_ON", "DataError", "DatasetNotBuiltError", "DatasetBuildError", "UnknownDatasetError", "FoldError",
+           "check_fold", "names", "imported_names", "data_root", "get", "open", "builder", "build", "build_command",
+           "load", "reuse", "counts", "class_names", "decode_image", "resize_image", "decode_mask",
+           "resolve_augment_on"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +298,8 @@ def _radtl_build_command(name: str, fold: int, data_dir, manual_dir=None) -> str
     """The `radtl data build` command line that prepares one fold of `name`."""
     spec = get(name, data_dir)
     data_dir = _data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets")
-    manual = "" if spec.embedded or spec.imported else f" --manual-dir {manual_dir or spec.manual_dir_hint or '/path/to/download'}"
+    manual_dir = manual_dir or spec.manual_dir_hint or "/path/to/download"
+    manual = "" if spec.embedded or spec.imported else f" --manual-dir {manual_dir}"
     return f"radtl data build {name} --fold {fold}{manual} --data-dir {data_dir}"
 
 
@@ -444,6 +447,22 @@ def _only_seed_matters():
         yield
     finally:
         tf.random.set_seed(previous)
+
+
+def resolve_augment_on(augment_on: str) -> str:
+    """Where a training run augments: "auto" becomes "device" when TensorFlow sees a GPU (the
+    warp then runs in the train step, off the CPU), else stays "auto" (per image on the CPU).
+
+    For `radtl.train` and `benchmarks/gpu.py`, which wrap the model with
+    `radtl.augmentation.warp_in_train_step` for "device"; `DatasetFold.load` itself never
+    moves "auto" to the device (a plain `fit` could not take its batches).
+    """
+    check_choice("augment_on", augment_on, AUGMENT_ON)
+    if augment_on == "auto":
+        import tensorflow as tf
+
+        return "device" if tf.config.list_logical_devices("GPU") else "auto"
+    return augment_on
 
 
 def _check_resize_method(resize_method) -> None:

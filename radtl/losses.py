@@ -234,8 +234,8 @@ class OnlineLabelSmoothing(_ProbabilityLoss):
 
     The state is not saved with the model (Keras does not save a loss's variables);
     `get_config` rebuilds a loss with uniform S. `radtl.train` keeps S in its backup
-    (`state_variables`), so a killed and resumed run continues with the S it had learnt. Stateful updates need the TensorFlow
-    backend (radtl's backend).
+    (`state_variables`), so a killed and resumed run continues with the S it had learnt.
+    Stateful updates need the TensorFlow backend (radtl's backend).
 
     Registered as "ols" with the run context `num_classes`: the trainer builds it with
     `REGISTRY.build("ols", loss_options, RunContext(num_classes=K))`, so `num_classes`

@@ -440,12 +440,6 @@ def rbf_cka(x, y, sigma: float = 0.8) -> float:
 # ---------------------------------------------------------------------------------------
 # Prediction similarity
 # ---------------------------------------------------------------------------------------
-def _listing(values) -> str:
-    values = sorted(values)
-    more = f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else ""
-    return f"{values[:_SHOWN]}{more}"
-
-
 def _class_columns(name, table) -> list:
     columns = [c for c in table.columns if str(c).startswith("prob_")]
     if "filename" not in table.columns or len(columns) < 2:

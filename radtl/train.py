@@ -444,8 +444,9 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     choice = precision_lib.configure(config.precision, config.xla)
     strategy = _strategy()
     names = dataset.class_names
+    augment_on = data_lib.resolve_augment_on(config.augment_on)  # "auto": on the GPU when there is one
     train_ds = dataset.load("train", image_size=config.image_size, batch_size=config.batch_size,
-                            augment=config.augment, augment_on=config.augment_on, seed=config.seed,
+                            augment=config.augment, augment_on=augment_on, seed=config.seed,
                             resize_method=config.resize_method, confounding=_confounding(config, dataset, "train"))
     val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
                           resize_method=config.resize_method, confounding=_confounding(config, dataset, "val"))
@@ -460,11 +461,12 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             "split_sizes": dataset.split_sizes,
             "data": dataset.provenance(),
             "cached_features": cached,
+            "augment_on": augment_on,
             "weights_file": str(checked.weights_file) if checked.weights_file else None,
             "versions": _package_versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
-    on_device = bool(config.augment) and config.augment_on == "device"
+    on_device = bool(config.augment) and augment_on == "device"
     context = RunContext(num_classes=len(names), class_names=tuple(names),
                          train_data=_warped(train_ds) if on_device else train_ds,
                          steps_per_epoch=steps_per_epoch, epochs=config.epochs)

@@ -147,3 +147,21 @@ def test_warp_in_train_step_trains_on_the_warped_batch():
     untouched.fit(images, labels, batch_size=4, epochs=1, verbose=0, shuffle=False)
     assert not np.allclose(untouched.get_weights()[0], wrapped.get_weights()[0])
     assert wrapped.predict(images, verbose=0).shape == (4, 2)  # inference takes plain images
+
+
+def test_warp_in_train_step_under_a_distribution_strategy():
+    # Keras builds a strategy's model symbolically on the first batch: it must get the images.
+    import keras
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    images = tf.random.stateless_uniform((8, 8, 8, 3), seed=(5, 6), maxval=255.0)
+    transforms = tf.tile(tf.constant([[1, 0, 1, 0, 1, 0, 0, 0]], tf.float32), (8, 1))
+    batches = tf.data.Dataset.from_tensor_slices(
+        ({"image": images, "transform": transforms, "flip": tf.zeros(8)}, tf.range(8) % 2)).batch(4)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+                                  keras.layers.Dense(2, activation="softmax")])
+        augmentation.warp_in_train_step(model)
+        model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(batches, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()

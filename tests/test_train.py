@@ -293,3 +293,28 @@ def test_the_backup_keeps_the_losss_own_state_for_a_resume(tmp_path):
     backup._load_model()
     np.testing.assert_array_equal(loss.soft_labels.numpy(), learnt)
     assert model._initial_epoch == 3
+
+
+def test_the_backup_callback_comes_last(config, tmp_path):
+    # At an epoch's end every other callback (the OLS loss's matrix update, the checkpoint,
+    # the history row) must have run before the backup records the epoch.
+    from radtl import losses
+
+    loss = losses.OnlineLabelSmoothing(num_classes=2)
+    callbacks = train._callbacks(config, RunDir(tmp_path / "run"), None, loss, resumed=False)
+    assert isinstance(callbacks[-1], train._AtomicBackupAndRestore)
+    assert callbacks[-1]._state == [loss.soft_labels]
+    assert any(isinstance(c, losses.OnlineLabelSmoothingCallback) for c in callbacks[:-1])
+
+
+def test_auto_augments_on_the_cpu_without_a_gpu_and_the_run_records_it(finished_run, monkeypatch):
+    import tensorflow as tf
+
+    import radtl.data
+
+    assert radtl.data.resolve_augment_on("auto") == "auto" and radtl.data.resolve_augment_on("cpu") == "cpu"
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert radtl.data.resolve_augment_on("auto") == "device"
+    assert radtl.data.resolve_augment_on("cpu") == "cpu"
+    run_dir, _ = finished_run
+    assert RunDir(run_dir).read_resolved()["augment_on"] == "auto"
