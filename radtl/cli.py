@@ -158,8 +158,10 @@ def _check_name(field: str, value) -> None:
 @click.option("--splits", "splits_dir", type=click.Path(file_okay=False), default=None,
               help="Given split lists ([prefix_]{train,val,test}_fold{k}.csv, RadImageNet dataframe/ format), "
                    "used verbatim.")
-@click.option("--path-col", default=None, help="Path column [default: path; split lists: detected].")
-@click.option("--label-col", default=None, help="Label column [default: label; split lists: detected].")
+@click.option("--path-col", default=None,
+              help="Path column [default: the first of filename, img_dir, path, image].")
+@click.option("--label-col", default=None,
+              help="Label column [default: label, else the one column ending in _label].")
 @click.option("--group-col", default=None, help="Group (patient) column: its images stay in one split.")
 @click.option("--group-regex", default=None,
               help=r"Regular expression whose group (named 'group', else the first) finds the patient id in a file "

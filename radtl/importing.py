@@ -156,8 +156,8 @@ def _items_from_csv(options: ImportOptions) -> list[splits_lib.Item]:
     """The rows of `--csv`, read like a split list (`splits.read_list`: line numbers, paths
     normalised and kept inside the image root, a path listed twice refused)."""
     try:
-        items = splits_lib.read_list(options.csv, path_col=options.path_col or "path",
-                                     label_col=options.label_col or "label", group_col=options.group_col,
+        items = splits_lib.read_list(options.csv, path_col=options.path_col, label_col=options.label_col,
+                                     group_col=options.group_col,
                                      group_of=None if options.group_col else options.group_function())
     except splits_lib.SplitError as err:
         raise DatasetImportError(f"--csv {err}") from None
@@ -346,8 +346,8 @@ def import_dataset(
         name: str. The new dataset's name (lower case, digits, underscores).
         csv, image_root, folders, splits_dir, path_col, label_col, group_col,
             group_regex: where the images and labels come from (module docstring).
-            `path_col` and `label_col` default to "path" and "label" for a CSV and are
-            detected for split lists.
+            `path_col` and `label_col` are detected when not given (the first of
+            `splits.PATH_COLUMNS`; `label`, else the one column ending in `_label`).
         classes: class names in label order (the last is the positive class of a
             binary task), or None for the sorted label values. Every label must be one.
         folds: int >= 2. Number of folds to make (ignored with `splits_dir`).

@@ -423,3 +423,14 @@ def test_cli_errors_for_a_fold_the_dataset_lacks_are_one_line(imported):
         result = CliRunner().invoke(cli.cli, [*command, "--data-dir", str(data_dir)])
         assert result.exit_code == 1 and result.output.strip().splitlines() == [
             "Error: `fold` must be one of 1..3 (thyroid_test has 3 folds). Received: fold=4"], result.output
+
+
+def test_csv_columns_are_detected_like_split_lists(tmp_path):
+    source = tmp_path / "src"
+    csv = write_csv_collection(source, n=6)
+    table = pd.read_csv(csv).rename(columns={"path": "filename", "label": "acl_label"})
+    table.to_csv(csv, index=False)
+    items, given = importing.collect_items(importing.ImportOptions(csv=str(csv), image_root=str(source),
+                                                                   group_col="patient"))
+    assert given is None and len(items) == len(table)
+    assert items[0].filename == "images/P000_0.png" and items[0].label == "malignant" and items[0].group == "P000"
