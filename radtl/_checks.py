@@ -3,9 +3,10 @@
 Each raises `ValueError("`name` must be ... Received: name=value")` and returns nothing.
 Pure Python: no TensorFlow import.
 """
+import difflib
 import math
 
-__all__ = ["check_int", "check_number", "check_choice"]
+__all__ = ["check_int", "check_number", "check_choice", "did_you_mean", "listing", "MAX_LISTED"]
 
 
 def check_int(name, value, minimum=1, *, allow_none=False):
@@ -35,6 +36,12 @@ def check_choice(name, value, choices):
     """Requires `value` to be one of `choices`."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def did_you_mean(value, choices) -> str:
+    """`" Did you mean 'x'?"` for the choice closest to `value` (difflib), else ""."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 #: How many offending items an error or warning message lists before it summarises.

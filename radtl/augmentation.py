@@ -43,7 +43,8 @@ from radtl._checks import check_choice
 from radtl._checks import check_number
 
 __all__ = ["AugmentConfig", "OFFICIAL", "DEVICE_FILL_MODES", "augment", "augment_batch", "image_transform",
-           "warp_batch", "warp_batch_gather", "warp_in_train_step", "sample_transform", "transform_matrix"]
+           "warp_batch", "warp_batch_gather", "warp_inputs", "warp_in_train_step", "sample_transform",
+           "transform_matrix"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +242,19 @@ def warp_batch_gather(images, transforms, flips, config: AugmentConfig = OFFICIA
     return tf.where(tf.reshape(flips > 0.5, (-1, 1, 1, 1)), tf.reverse(warped, axis=[2]), warped)
 
 
+def _unwarped(inputs) -> bool:
+    """Whether a batch's inputs are `augment_on="device"` ones: {"image", "transform", "flip"}."""
+    return isinstance(inputs, dict) and "transform" in inputs
+
+
+def warp_inputs(inputs, config: AugmentConfig = OFFICIAL):
+    """The images of one batch's inputs: an `augment_on="device"` dict warped with
+    `warp_batch_gather`, anything else (plain images) returned as it is."""
+    if _unwarped(inputs):
+        return warp_batch_gather(inputs["image"], inputs["transform"], inputs["flip"], config)
+    return inputs
+
+
 def warp_in_train_step(model, config: AugmentConfig = OFFICIAL):
     """Makes `model.fit` augment on the accelerator: each training batch is warped inside the step.
 
@@ -261,17 +275,12 @@ def warp_in_train_step(model, config: AugmentConfig = OFFICIAL):
     step = type(model).train_step
     symbolic_build = type(model)._symbolic_build
 
-    def unwarped(x):
-        return isinstance(x, dict) and "transform" in x
-
     def train_step(self, data):
         x, *rest = data
-        if unwarped(x):
-            x = warp_batch_gather(x["image"], x["transform"], x["flip"], config)
-        return step(self, (x, *rest))
+        return step(self, (warp_inputs(x, config), *rest))
 
     def build(self, iterator=None, data_batch=None):
-        if data_batch is not None and unwarped(data_batch[0]):
+        if data_batch is not None and _unwarped(data_batch[0]):
             data_batch = (data_batch[0]["image"], *data_batch[1:])
         return symbolic_build(self, iterator=iterator, data_batch=data_batch)
 

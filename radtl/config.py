@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import difflib
 import importlib
 import re
 import types
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from radtl._checks import did_you_mean
 
 __all__ = ["TrainConfig", "ConfigError", "load_yaml", "CHOICES", "REGISTRY_FIELDS", "OPTION_FIELDS"]
 
@@ -125,11 +126,6 @@ _RANGES = {
 
 # False while `TrainConfig.recorded` builds a config read back from a run.
 _CHECK_DATASET = contextvars.ContextVar("radtl_config_check_dataset", default=True)
-
-
-def _did_you_mean(value, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _matches(value, hint) -> bool:
@@ -271,7 +267,7 @@ class TrainConfig:
             cls._check_range(name, value, *_RANGES[name])
         if name in CHOICES and value not in CHOICES[name]:  # types first: `xla: 1` never gets here
             raise ConfigError(f"`{name}` must be one of {list(CHOICES[name])}. Received: {name}={value!r}."
-                              f"{_did_you_mean(value, CHOICES[name])}")
+                              f"{did_you_mean(value, CHOICES[name])}")
         if name in REGISTRY_FIELDS:
             try:
                 registry(name).check_name(value)
@@ -371,7 +367,7 @@ class TrainConfig:
         fields = cls.field_names()
         unknown = [k for k in values if k not in fields]
         if unknown:
-            hint = "".join(_did_you_mean(k, fields) for k in unknown)
+            hint = "".join(did_you_mean(k, fields) for k in unknown)
             raise ConfigError(f"Unknown {where} keys {unknown}.{hint} Valid keys: {sorted(fields)}.")
 
     @classmethod

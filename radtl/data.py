@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from radtl._checks import check_choice, check_int
+from radtl._checks import check_choice, check_int, did_you_mean
 from radtl.registry import Registry
 
 if TYPE_CHECKING:  # imported lazily at run time (see the module docstring)
@@ -236,13 +236,9 @@ def get(name: str, data_dir=None) -> DatasetSpec:
         return DatasetSpec(name, _IMPORTED_MODULE, num_folds=record.num_folds, import_dir=root / name,
                            manual_dir_contents=f"the images under {record.image_root}")
     imported = imported_names(data_dir)
-    import difflib
-
-    close = difflib.get_close_matches(str(name), REGISTRY.names() + imported, n=1)
     raise UnknownDatasetError(
         f"`dataset` must be a registered dataset {REGISTRY.names()} or one imported into {root} "
-        f"({imported or 'none there'}). Received: dataset={name!r}."
-        + (f" Did you mean {close[0]!r}?" if close else "")
+        f"({imported or 'none there'}). Received: dataset={name!r}.{did_you_mean(name, REGISTRY.names() + imported)}"
         + f" Fix: import your images first (`radtl data import {name} --folders DIR` or --csv FILE "
           "--image-root DIR), or pass the --data-dir they were imported into.")
 
@@ -528,9 +524,7 @@ def _decode_and_resize(image_size: int, resize_method: str, with_masks: bool, co
             image = decode_image(example["image"], image_size, resize_method)
         else:  # the confounder goes into the stored image, before resizing
             image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
-            image = confound(image, example["filename"])
-            image = tf.image.resize(image, (image_size, image_size), method=resize_method)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+            image = resize_image(confound(image, example["filename"]), image_size, resize_method)
         decoded = {"image": image,
                    "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
                    "exam_id": example["exam_id"]}

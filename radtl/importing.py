@@ -49,17 +49,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import radtl
 from radtl import imaging
 from radtl import splits as splits_lib
 from radtl._checks import MAX_LISTED
 from radtl._checks import listing
 from radtl.data import DataError
 
-__all__ = ["import_dataset", "DatasetImportError", "ImportOptions", "collect_items", "SOURCES"]
+__all__ = ["import_dataset", "DatasetImportError", "ImportOptions", "collect_items"]
 
 logger = logging.getLogger(__name__)
-
-SOURCES = ("csv", "folders", "splits")
 
 #: progress(stage, done, total): stage is "check" (decoding every image) or "build fold K".
 Progress = Callable[[str, int, int], None]
@@ -239,10 +238,10 @@ def collect_items(options: ImportOptions) -> tuple[list[splits_lib.Item], list[s
 
 def _warn_missing_classes(folds) -> None:
     """Warns about given splits without some class (their AUC is undefined)."""
-    classes = sorted({item.label for fold in folds for items in fold.values() for item in items})
-    gaps = [f"fold {k} {split}: no {sorted(set(classes) - {item.label for item in items})}"
-            for k, fold in enumerate(folds, start=1) for split, items in fold.items()
-            if set(classes) - {item.label for item in items}]
+    classes = {item.label for fold in folds for items in fold.values() for item in items}
+    lacking = {(k, split): sorted(classes - {item.label for item in items})
+               for k, fold in enumerate(folds, start=1) for split, items in fold.items()}
+    gaps = [f"fold {k} {split}: no {absent}" for (k, split), absent in lacking.items() if absent]
     if gaps:
         logger.warning("%d given split(s) lack a class (AUC is undefined there): %s", len(gaps), "; ".join(gaps))
 
@@ -308,15 +307,6 @@ def _check_name(name: str, root: Path) -> None:
         what = "an imported dataset" if import_record.is_import_dir(root / name) else "a folder"
         raise DatasetImportError(f"{root / name} already exists ({what}); an import never overwrites. Fix: choose "
                                  f"another name, or delete that folder first.")
-
-
-def _radtl_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("radtl")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # ------------------------------------------------------------------ importing
@@ -408,7 +398,7 @@ def import_dataset(
             images=len(items), groups=len({item.group for item in items}), mixed_label_groups=len(mixed),
             split_files={p.name: import_record.file_sha256(p) for p in split_paths},
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            radtl_version=_radtl_version())
+            radtl_version=radtl.__version__)
         import_record.write(tmp_dir, record)
         _build_folds(tmp_root, record, progress)
         try:

@@ -22,9 +22,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from typing import Any, Callable, Iterable
+
+from radtl._checks import did_you_mean
 
 __all__ = ["Registry", "RunContext"]
 
@@ -115,9 +116,8 @@ class Registry:
         """Returns the lookup key of `name`; an unknown name raises, listing the valid ones."""
         key = self._key(name)
         if key not in self._entries:
-            close = difflib.get_close_matches(key, self._entries, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"`{self.kind}` must be one of {self.names()}. Received: {self.kind}={name!r}.{hint}")
+            raise ValueError(f"`{self.kind}` must be one of {self.names()}. Received: {self.kind}={name!r}."
+                             f"{did_you_mean(key, self._entries)}")
         return key
 
     def get(self, name) -> Any:

@@ -114,7 +114,7 @@ from typing import Any
 
 
 from radtl.config import ConfigError, TrainConfig, load_yaml
-from radtl.config import _did_you_mean
+from radtl._checks import did_you_mean
 from radtl.rundir import RunDir, write_json
 
 __all__ = [
@@ -236,7 +236,7 @@ def _fail(source, where, message) -> typing.NoReturn:
 def _check_keys(keys, valid, source, where):
     for key in keys:
         if key not in valid:
-            _fail(source, where, f"unknown key {key!r}.{_did_you_mean(key, valid)} Valid keys: {sorted(valid)}")
+            _fail(source, where, f"unknown key {key!r}.{did_you_mean(key, valid)} Valid keys: {sorted(valid)}")
 
 
 def _check_value(field, value, source, where):

@@ -542,10 +542,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
 def _warped(train_ds):
     """The `augment_on="device"` training stream warped in tf.data: `(images, labels)` for
     components that read training batches themselves (Auto-RGN's gradient norms)."""
-    def warp(inputs, labels):
-        return augmentation.warp_batch_gather(inputs["image"], inputs["transform"], inputs["flip"]), labels
-
-    return train_ds.map(warp)
+    return train_ds.map(lambda inputs, labels: (augmentation.warp_inputs(inputs), labels))
 
 
 def _write_plots(run: RunDir) -> None:
