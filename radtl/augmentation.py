@@ -42,7 +42,7 @@ import tensorflow as tf
 from radtl._checks import check_choice
 from radtl._checks import check_number
 
-__all__ = ["AugmentConfig", "OFFICIAL", "DEVICE_FILL_MODES", "augment", "augment_batch", "image_transform",
+__all__ = ["AugmentConfig", "OFFICIAL", "DEVICE_FILL_MODES", "augment", "augment_batch", "image_transform", "is_grey",
            "warp_batch", "warp_batch_gather", "warp_inputs", "warp_in_train_step", "sample_transform",
            "transform_matrix"]
 
@@ -289,14 +289,25 @@ def warp_in_train_step(model, config: AugmentConfig = OFFICIAL):
     return model
 
 
-def augment(image, seed, config: AugmentConfig = OFFICIAL):
+def is_grey(image) -> tf.Tensor:
+    """Whether an (H, W, 3) image's channels are all equal (greyscale stored as RGB): bool scalar."""
+    image = tf.convert_to_tensor(image)
+    return tf.reduce_all(tf.equal(image[..., :1], image))
+
+
+def augment(image, seed, config: AugmentConfig = OFFICIAL, grey=None):
     """Applies the official random affine augmentation to one image.
 
     Args:
-        image: float tensor of shape (H, W, C), any value range.
+        image: tensor of shape (H, W, C), any real dtype and value range (uint8 from
+            `radtl.data`'s cache); warped in float32. An RGB image whose channels are
+            equal (greyscale) is warped as one channel and repeated: the same pixels.
         seed: int tensor of shape (2,). Stateless seed; the same seed gives the
             same output.
         config: AugmentConfig. Defaults to the official RadImageNet ranges.
+        grey: bool scalar or None. `is_grey(image)`, when the caller has it already
+            (`radtl.data` computes it once per image, before its cache). Defaults to
+            None: computed here.
 
     Returns:
         float32 tensor of shape (H, W, C).
@@ -307,13 +318,22 @@ def augment(image, seed, config: AugmentConfig = OFFICIAL):
         >>> out.shape
         TensorShape([32, 32, 3])
     """
-    image = tf.convert_to_tensor(image, tf.float32)
+    image = tf.convert_to_tensor(image)
     if config.is_identity:
-        return image
+        return tf.cast(image, tf.float32)
     shape = tf.shape(image)
     flat, flip = image_transform(config, seed, shape[0], shape[1])
-    warped = _warp(image[None], flat[None], config)[0]
-    return tf.cond(flip > 0.5, lambda: tf.reverse(warped, axis=[1]), lambda: warped)
+
+    def warp(channels):
+        warped = _warp(tf.cast(channels, tf.float32)[None], flat[None], config)[0]
+        return tf.cond(flip > 0.5, lambda: tf.reverse(warped, axis=[1]), lambda: warped)
+
+    if image.shape[-1] != 3:
+        return warp(image)
+    # Greyscale stored as RGB (most radiology images): every channel warps the same, so
+    # warp one and repeat it, the same pixels at about 1.5x the speed.
+    grey = is_grey(image) if grey is None else grey
+    return tf.cond(grey, lambda: tf.broadcast_to(warp(image[..., :1]), shape), lambda: warp(image))
 
 
 def augment_batch(images, seeds, config: AugmentConfig = OFFICIAL):

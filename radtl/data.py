@@ -517,6 +517,8 @@ def decode_mask(encoded, image_size: int) -> tf.Tensor:
 def _decode_and_resize(image_size: int, resize_method: str, with_masks: bool, confounding=None):
     import tensorflow as tf
 
+    from radtl import augmentation
+
     confound = _confound_fn(confounding) if confounding is not None else None
 
     def fn(example):
@@ -525,7 +527,7 @@ def _decode_and_resize(image_size: int, resize_method: str, with_masks: bool, co
         else:  # the confounder goes into the stored image, before resizing
             image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
             image = resize_image(confound(image, example["filename"]), image_size, resize_method)
-        decoded = {"image": image,
+        decoded = {"image": image, "grey": augmentation.is_grey(image),  # once, before the cache
                    "label": tf.cast(example["label"], tf.int32), "filename": example["filename"],
                    "exam_id": example["exam_id"]}
         if with_masks:
@@ -663,8 +665,9 @@ class DatasetFold:
             image_size: int. Images are resized to (image_size, image_size).
                 Defaults to 224.
             batch_size: int. Defaults to 32. The last batch may be smaller.
-            preprocessing: callable or None. Maps float32 RGB images in [0, 255]
-                (one image, shape (H, W, 3)) to the model's input, e.g.
+            preprocessing: callable or None. Maps a batch of float32 RGB images in
+                [0, 255], shape (B, S, S, 3), to the model's input, e.g.
+                `radtl.preprocessing.function("caffe_rescaled")` or
                 `radtl.preprocessing.get(...)`. Defaults to None (raw [0, 255] values).
             augment: bool or AugmentConfig. True applies the official RadImageNet
                 augmentation (`radtl.augmentation.OFFICIAL`); an AugmentConfig sets each
@@ -694,8 +697,7 @@ class DatasetFold:
             augment_on: str. Where and how augmentation runs, with the same pixels
                 either way (tested): "auto" (per image, `radtl.augmentation.augment`
                 in the parallel tf.data map: the fastest on a CPU) or "cpu" (in tf.data
-                after batching: one warp per batch, `augment_batch`; `preprocessing` then
-                receives a batch (B, S, S, 3): use a per-pixel function such as radtl's).
+                after batching: one warp per batch, `augment_batch`).
                 "device": batches of `({"image", "transform", "flip"}, labels)`, the
                 images un-warped (float32, no `preprocessing`), for a model wrapped
                 by `radtl.augmentation.warp_in_train_step`, which warps each batch
@@ -774,7 +776,6 @@ class DatasetFold:
             # One stateless seed pair per image and epoch, from a seeded stream that
             # differs (deterministically) on every iteration over the dataset.
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        batched = False
         if augment and augment_on == "auto":
             # Per image in the parallel map, each from its seed pair (in stream order): on
             # a CPU this beats one warp per batch (about 1.5-2x, benchmarks/input_pipeline.py).
@@ -782,10 +783,11 @@ class DatasetFold:
 
             def augment_one(example, pair):
                 example = dict(example)
-                example["image"] = augmentation.augment(tf.cast(example["image"], tf.float32), pair, config)
+                example["image"] = augmentation.augment(example["image"], pair, config, grey=example["grey"])
                 return example
 
             ds = tf.data.Dataset.zip(ds, seeds).map(augment_one, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.batch(batch_size)
         elif augment:
             # Batched ("cpu") or on the accelerator ("device"): each image's transform is drawn
             # from its seed pair (in stream order) in the parallel per-image map, a few scalar
@@ -816,9 +818,10 @@ class DatasetFold:
                 ds = ds.batch(batch_size).map(for_the_step, num_parallel_calls=tf.data.AUTOTUNE)
                 return ds.prefetch(tf.data.AUTOTUNE)
             ds = ds.batch(batch_size).map(warp, num_parallel_calls=tf.data.AUTOTUNE)
-            batched = True
+        else:
+            ds = ds.batch(batch_size)
 
-        def finish(example):
+        def finish(example):  # on whole batches: one op each instead of one per image
             image = tf.cast(example["image"], tf.float32)
             if preprocessing is not None:
                 image = preprocessing(image)
@@ -829,8 +832,7 @@ class DatasetFold:
                 extras.update(mask=example["mask"], has_mask=example["has_mask"])
             return (image, example["label"], extras) if extras else (image, example["label"])
 
-        ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-        return (ds if batched else ds.batch(batch_size)).prefetch(tf.data.AUTOTUNE)
+        return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def provenance(self) -> dict:
         """Where this fold was read from, for a run's record: the absolute data directory,

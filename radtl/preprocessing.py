@@ -4,6 +4,12 @@ Models built by radtl take float RGB images in [0, 255], shape (batch, H, W, 3),
 hold their own `Preprocessing` layer, so a saved model predicts on raw images. The
 layer applies one of these schemes (`SCHEMES`), in this order:
 `x[..., ::-1]` if BGR, then `x * scale`, then `(x - mean) / std`, then `x * rescale`.
+Every scheme is one per-channel affine map, `x @ M + b` over the channel axis
+(`Scheme.affine`), and `normalise` applies it as a single 1x1 convolution: on a CPU
+that is about 10x faster than reversing the channel axis first (measured in
+`benchmarks/input_pipeline.py`'s setting), and it is the same arithmetic to float32
+rounding. The layer and `radtl.data.load(preprocessing=preprocessing.function(...))`
+share it.
 
 | scheme | what it does | output range | Keras mode |
 |---|---|---|---|
@@ -49,6 +55,7 @@ layer(np.full((1, 32, 32, 3), 255.0, "float32"))  # BGR, minus means, / 255
 import dataclasses
 
 import keras
+import numpy as np
 from keras import ops
 
 from radtl import backbones
@@ -71,6 +78,60 @@ class Scheme:
     mean: tuple = (0.0, 0.0, 0.0)
     std: tuple = (1.0, 1.0, 1.0)
     rescale: float = 1.0
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """The scheme as `x @ matrix + bias` over the channel axis.
+
+        Returns:
+            (float64 (3, 3) matrix, float64 (3,) bias): output channel j is
+            `sum_i x[..., i] * matrix[i, j] + bias[j]`.
+        """
+        gain = self.scale * self.rescale / np.asarray(self.std, np.float64)
+        order = [2, 1, 0] if self.bgr else [0, 1, 2]  # output channel j reads input channel order[j]
+        matrix = np.zeros((3, 3))
+        matrix[order, [0, 1, 2]] = gain
+        bias = -np.asarray(self.mean, np.float64) / np.asarray(self.std, np.float64) * self.rescale
+        return matrix, bias
+
+
+def normalise(images, scheme, dtype="float32"):
+    """Applies a scheme to float RGB images in [0, 255].
+
+    Args:
+        images: float tensor (..., H, W, 3): one image or a batch.
+        scheme: str (a key of `SCHEMES`) or `Scheme`.
+        dtype: the compute dtype. Defaults to "float32".
+
+    Returns:
+        tensor of `images`' shape in `dtype`: the scheme's per-channel affine map, as one
+        1x1 convolution (`Scheme.affine`).
+    """
+    scheme = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    x = ops.cast(images, dtype)
+    if scheme == SCHEMES["none"]:
+        return x
+    matrix, bias = scheme.affine()
+    single = len(x.shape) == 3
+    if single:
+        x = x[None]
+    x = ops.conv(x, ops.convert_to_tensor(matrix[None, None], dtype), padding="valid",
+                 data_format="channels_last") + ops.convert_to_tensor(bias, dtype)
+    return x[0] if single else x
+
+
+def function(scheme):
+    """`normalise` with a fixed scheme, for `radtl.data.load(preprocessing=...)`.
+
+    Args:
+        scheme: str, a key of `SCHEMES` (e.g. "caffe_rescaled", the official RadImageNet
+            scripts' input).
+
+    Returns:
+        callable: float images (..., H, W, 3) in [0, 255] -> float32 model input.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"`scheme` must be one of {list(SCHEMES)}. Received: scheme={scheme!r}")
+    return lambda images: normalise(images, scheme)
 
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -145,14 +206,7 @@ class Preprocessing(keras.layers.Layer):
         self._scheme = SCHEMES[self.scheme]
 
     def call(self, inputs):
-        s = self._scheme
-        x = ops.cast(inputs, self.compute_dtype)
-        if s.bgr:
-            x = ops.flip(x, axis=-1)
-        x = (x * s.scale - ops.convert_to_tensor(s.mean, self.compute_dtype)) / (
-            ops.convert_to_tensor(s.std, self.compute_dtype)
-        )
-        return x * s.rescale
+        return normalise(inputs, self._scheme, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

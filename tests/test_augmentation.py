@@ -84,6 +84,26 @@ def test_augment_batch_equals_augment_image_by_image():
     assert 0 < sum(flipped) < 6  # the batch mixes flipped and unflipped images
 
 
+def test_a_greyscale_rgb_image_is_warped_as_one_channel_with_the_same_pixels():
+    """The grey fast path (one channel warped, repeated) equals warping all three."""
+    grey = _smooth_image((36, 44, 1), seed=3).round().astype("uint8")
+    rgb = np.repeat(grey, 3, axis=-1)
+    colour = rgb.copy()
+    colour[..., 1] = 255 - colour[..., 1]  # not grey: the three-channel path
+    for seed in ([1, 2], [3, 4], [9, 2]):
+        seed = tf.constant(seed)
+        fast = augmentation.augment(rgb, seed).numpy()
+        full = augmentation._warp(tf.cast(rgb, tf.float32)[None], augmentation.image_transform(
+            augmentation.OFFICIAL, seed, 36, 44)[0][None], augmentation.OFFICIAL)[0].numpy()
+        if float(augmentation.sample_transform(augmentation.OFFICIAL, seed)["flip"]) > 0.5:
+            full = full[:, ::-1]
+        np.testing.assert_array_equal(fast, full)
+        np.testing.assert_array_equal(augmentation.augment(rgb.astype("float32"), seed).numpy(), fast)
+        slow = augmentation.augment(colour, seed).numpy()
+        np.testing.assert_array_equal(slow[..., 0], fast[..., 0])
+        np.testing.assert_allclose(slow[..., 1], 255 - fast[..., 1], atol=1e-3)
+
+
 def test_augment_batch_inside_a_traced_function_and_switched_off():
     images = np.stack([_smooth_image(seed=s) for s in range(3)])
     seeds = tf.constant([[5, 6], [5, 7], [8, 1]])

@@ -45,6 +45,20 @@ def test_official_is_caffe_then_divide_by_255(name):
                                               (0 - 123.68) / 255], rtol=1e-5)
 
 
+@pytest.mark.parametrize("scheme", sorted(preprocessing.SCHEMES))
+def test_normalise_is_the_schemes_steps_in_order(scheme):
+    """One 1x1 convolution equals BGR, then scale, then (x - mean) / std, then rescale."""
+    s = preprocessing.SCHEMES[scheme]
+    x = IMAGES[..., ::-1] if s.bgr else IMAGES
+    expected = (x * s.scale - np.array(s.mean)) / np.array(s.std) * s.rescale
+    batch = keras.ops.convert_to_numpy(preprocessing.normalise(IMAGES, scheme))
+    np.testing.assert_allclose(batch, expected, rtol=1e-5, atol=1e-6)
+    one = keras.ops.convert_to_numpy(preprocessing.function(scheme)(IMAGES[1]))
+    np.testing.assert_allclose(one, expected[1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="`scheme` must be one of"):
+        preprocessing.function("cafe")
+
+
 def test_errors():
     with pytest.raises(ValueError, match=r"use mode='native'.*Received: backbone='convnext_tiny', mode='official'"):
         preprocessing.get("convnext_tiny", "imagenet", "official")
