@@ -1,9 +1,10 @@
 """Cached-feature probing: train the head on backbone features computed once.
 
-When the backbone stays frozen for the whole run and the training images are not
-augmented (`lp`, `freezeall` with `augment: false`), the backbone's pooled output
-for an image never changes, yet an end-to-end `fit()` recomputes it every step of
-every epoch. This module computes it once per split and trains the head on it:
+When the backbone stays frozen and the training images are not augmented (for the
+whole run: `lp`, `freezeall` with `augment: false`; or for its first epochs: the probe
+of `lp-ft`), the backbone's pooled output for an image never changes, yet an
+end-to-end `fit()` recomputes it every step of every epoch. This module computes it
+once per split and trains the head on it:
 
     features, head = split_model(model)          # preprocessing -> backbone | head
     train = feature_dataset(features, fold.load("train", shuffle=False, ...),
@@ -30,7 +31,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-__all__ = ["can_cache", "split_model", "extract_features", "feature_dataset"]
+__all__ = ["can_cache", "cached_epochs", "split_model", "extract_features", "feature_dataset"]
 
 # Group counts at which a schedule's rule is asked whether any backbone group trains.
 # Rules are stated for any number of groups (block groups, or Keras layers for the
@@ -39,35 +40,44 @@ __all__ = ["can_cache", "split_model", "extract_features", "feature_dataset"]
 _PROBE_GROUP_COUNTS = (1, 2, 5, 1000)
 
 
-def can_cache(config) -> bool:
-    """Whether a run may train its head on cached features (same result, far less work).
+def cached_epochs(config) -> int:
+    """How many leading epochs of a run may train the head on cached features.
 
-    True when the training images are not augmented and the run's schedule keeps
-    every backbone group frozen in every epoch. The schedule is asked, not named:
-    it is built from the schedule registry with the run's options and its rule
-    (`stage(epoch, num_groups)`) is evaluated for every epoch of the run. Schedules
-    that need run context (Auto-RGN) adapt the backbone and never qualify.
+    The epochs from the first on in which the training images are not augmented and
+    every backbone group stays frozen. The schedule is asked, not named: it is built
+    from the schedule registry with the run's options and its rule
+    (`stage(epoch, num_groups)`) is evaluated for each epoch. Schedules that need run
+    context (Auto-RGN) adapt the backbone and never qualify. `radtl.train` fits the head
+    on features for these epochs, then the whole model on images for the rest, with one
+    optimizer and the run's schedule throughout: the same run as end to end (tested).
 
     Args:
         config: `radtl.config.TrainConfig` (uses `augment`, `schedule`,
             `schedule_options`, `epochs`).
 
     Returns:
-        bool. E.g. True for `lp` and `freezeall` with `augment: false`; False for
-        `lp-ft`, `ft`, `unfreezetop10`, or any schedule with `augment: true`.
+        int in [0, config.epochs]: `config.epochs` for `lp` and `freezeall` without
+        augmentation, `probe_epochs` for `lp-ft`, 1 for gradual unfreezing, 0 for `ft`
+        or any run with `augment: true`.
     """
     from radtl import schedules
 
-    if config.augment:
-        return False
-    if schedules.REGISTRY.context_fields(config.schedule):
-        return False
+    if config.augment or schedules.REGISTRY.context_fields(config.schedule):
+        return 0
     schedule = schedules.get(config.schedule, **dict(config.schedule_options))
-    return not any(
-        any(schedule.stage(epoch, groups).backbone)
-        for epoch in range(config.epochs)
-        for groups in _PROBE_GROUP_COUNTS
-    )
+    for epoch in range(config.epochs):
+        if any(any(schedule.stage(epoch, groups).backbone) for groups in _PROBE_GROUP_COUNTS):
+            return epoch
+    return config.epochs
+
+
+def can_cache(config) -> bool:
+    """Whether the whole run may train its head on cached features (`cached_epochs` is every epoch).
+
+    E.g. True for `lp` and `freezeall` with `augment: false`; False for `lp-ft`, `ft`,
+    `unfreezetop10`, or any schedule with `augment: true`.
+    """
+    return cached_epochs(config) == config.epochs
 
 
 def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:

@@ -13,10 +13,11 @@ The recipe, top to bottom (what `radtl train` does):
 3. Build the model (`radtl.build_model`: preprocessing, backbone, head), the loss and
    the schedule from their registries with one `RunContext` (number of classes,
    training batches), the optimizer, and compile with a positive-class AUC metric.
-4. `fit` with the schedule and the loss's callbacks (when the backbone stays frozen and
-   nothing is augmented, `lp` or `freezeall` without augmentation, its features are
-   computed once per split and only the head is fitted: the same result, far less work;
-   `radtl.probing`), a checkpoint of the best epoch by
+4. `fit` with the schedule and the loss's callbacks (for the epochs in which the
+   backbone stays frozen and nothing is augmented, all of `lp` or `freezeall` without
+   augmentation, the probe of `lp-ft`, its features are computed once per split and
+   only the head is fitted, then the whole model for the remaining epochs, with one
+   optimizer: the same result, far less work; `radtl.probing`), a checkpoint of the best epoch by
    `monitor` (finite weights only, no optimizer state), CSV history, TensorBoard logs,
    `keras.callbacks.TerminateOnNaN` and a kill-safe BackupAndRestore (`resume=True`).
 5. Check the run's health (`radtl.health`): a NaN/inf loss, a loss stuck far above
@@ -35,11 +36,11 @@ into a directory that holds one is an error unless `resume=True`, and resuming c
 that the config is the one recorded. A directory whose start failed before the first
 epoch ended (no history, no backup) may be reused by a corrected command.
 
-Resuming restores weights, optimizer state, dropout seed states and the epoch counter
-from the last completed epoch. A resumed run is a faithful continuation but not
-bitwise identical to an uninterrupted one: the input pipeline's shuffle and
-augmentation streams restart, and a measured tiny run's epoch after the resume
-differed (loss 1.115 vs 1.093). The online-label-smoothing matrix restarts uniform.
+Resuming restores weights, optimizer state, dropout seed states, the loss's own state
+(the online-label-smoothing matrix) and the epoch counter from the last completed
+epoch, and moves the input pipeline's shuffle and augmentation streams on to that
+epoch (`_skip_epochs`): a resumed run ends with the weights of an uninterrupted one
+(tested to 1e-5, killed in either phase of a cached `lp-ft`).
 """
 from __future__ import annotations
 
@@ -316,7 +317,8 @@ _OPTIMIZERS = {
 }
 
 
-def _callbacks(config, run: RunDir, schedule, loss, resumed: bool, export=None) -> list[keras.callbacks.Callback]:
+def _callbacks(config, run: RunDir, schedule, loss, resumed: bool, export=None,
+               backup_dir=None) -> list[keras.callbacks.Callback]:
     # BackupAndRestore comes last: at an epoch's end the checkpoint and the history row
     # are written before the backup, so a kill in between repeats that epoch's row
     # (de-duplicated when read) rather than losing it.
@@ -329,8 +331,67 @@ def _callbacks(config, run: RunDir, schedule, loss, resumed: bool, export=None) 
                         initial_value_threshold=run.best_so_far(config.monitor) if resumed else None),
         keras.callbacks.CSVLogger(str(run.file("history")), append=resumed),
         keras.callbacks.TensorBoard(str(run.file("tensorboard"))),
-        _AtomicBackupAndRestore(str(run.file("backup")), state=loss.state_variables()),
+        _AtomicBackupAndRestore(str(backup_dir or run.file("backup")), state=loss.state_variables()),
     ]
+
+
+def _backup_epoch(backup_dir) -> int | None:
+    """The number of epochs a `_AtomicBackupAndRestore` backup holds, or None without one."""
+    import json
+
+    path = Path(backup_dir) / "training_metadata.json"
+    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else None
+
+
+def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
+    """Moves a dataset's reshuffle and augmentation seed streams on by `epochs` epochs of `fit`.
+
+    `shuffle(reshuffle_each_iteration=True)` and `Dataset.random(rerandomize_each_iteration=True)`
+    draw new seeds each time an iterator is made, and Keras' epoch iterator makes them in its
+    own rhythm (two per epoch in Keras 3.15: one for the epoch, one made at its end and
+    dropped). The same iterator class is run here through `epochs` epochs without reading a
+    batch, so a `fit` that starts at epoch `epochs` gets the orders and augmentations an
+    uninterrupted run had there (tested on one device: a continued and a resumed run
+    equal one `fit`). `strategy`: the model's, as `fit` distributes the dataset with it.
+    """
+    if not epochs:
+        return
+    from keras.src.backend.tensorflow.trainer import TFEpochIterator  # what `fit` uses (Keras 3.15)
+
+    iterator = TFEpochIterator(x=dataset, distribute_strategy=strategy or tf.distribute.get_strategy(),
+                               shuffle=False)
+    iterator.reset()
+    for _ in range(epochs):
+        for _ in iterator:  # each step yields the tf.data iterator; nothing is read
+            pass
+
+
+class _OnModel(keras.callbacks.Callback):
+    """Runs a callback for `model` while `fit` trains another model that shares its layers.
+
+    While the head is fitted on cached features, the run's schedule still works on the
+    whole model (its trainable flags, the shared optimizer built on every variable the run
+    will train, its `stage` and `lr_*` logs), planned over all `epochs` of the run, so the
+    history and the optimizer state are those of an end-to-end run.
+    """
+
+    def __init__(self, callback, model, epochs: int):
+        super().__init__()
+        self._callback, self._target, self._epochs = callback, model, epochs
+
+    def set_model(self, model):
+        self._callback.set_model(self._target)
+
+    def set_params(self, params):
+        self._callback.set_params({**params, "epochs": self._epochs})
+
+
+def _forward(hook):
+    return lambda self, *args, **kwargs: getattr(self._callback, hook)(*args, **kwargs)
+
+
+for _hook in [name for name in vars(keras.callbacks.Callback) if name.startswith("on_")]:
+    setattr(_OnModel, _hook, _forward(_hook))
 
 
 def _chance_loss(config: TrainConfig, context: RunContext) -> float:
@@ -451,7 +512,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
                           resize_method=config.resize_method, confounding=_confounding(config, dataset, "val"))
     steps_per_epoch = math.ceil(dataset.split_sizes["train"] / config.batch_size)
-    cached = probing.can_cache(config)
+    cached_epochs = probing.cached_epochs(config)
     if status == "new":
         run.write_config(config.to_dict(), {
             "precision": dataclasses.asdict(choice),
@@ -460,7 +521,8 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             "class_names": names,
             "split_sizes": dataset.split_sizes,
             "data": dataset.provenance(),
-            "cached_features": cached,
+            "cached_features": cached_epochs == config.epochs,
+            "cached_epochs": cached_epochs,
             "augment_on": augment_on,
             "weights_file": str(checked.weights_file) if checked.weights_file else None,
             "versions": _package_versions(),
@@ -477,25 +539,45 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
         model = models_lib.build_from_config(config, num_classes=len(names))
         loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
         schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
-        trained, fit_train, fit_val, export = model, train_ds, val_ds, None
         if on_device:  # the batches come un-warped: the train step warps them where the model runs
             augmentation.warp_in_train_step(model)
-        if cached:  # a frozen backbone and no augmentation: its features once, the head trained on them
-            progress("The backbone stays frozen and nothing is augmented: computing its features once per split ...")
-            extractor, trained = probing.split_model(model)
-            load = dict(image_size=config.image_size, batch_size=config.batch_size, resize_method=config.resize_method)
-            fit_train = probing.feature_dataset(
-                extractor, dataset.load("train", shuffle=False, confounding=_confounding(config, dataset, "train"),
-                                        **load), shuffle_seed=config.seed)
-            fit_val = probing.feature_dataset(extractor, val_ds)
-            schedule, export = None, model
-        trained.compile(optimizer=_OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch)),
-                        loss=loss, jit_compile=choice.xla,
-                        metrics=[keras_metrics.auc_metric(len(names)),
-                                 keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    callbacks = _callbacks(config, run, schedule, loss, resumed=status == "unfinished", export=export)
-    trained.fit(fit_train, validation_data=fit_val, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-                shuffle=False)  # the pipeline shuffles, seeded
+        optimizer = _OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch))
+        extractor, head = probing.split_model(model) if cached_epochs else (None, None)
+        # One optimizer for the whole run: the head fitted on cached features and the
+        # whole model share it, so its state and step count carry over between the phases.
+        for trained in (model, head) if cached_epochs else (model,):
+            trained.compile(optimizer=optimizer, loss=loss, jit_compile=choice.xla,
+                            metrics=[keras_metrics.auc_metric(len(names)),
+                                     keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    backup = run.file("backup")
+    resumed = status == "unfinished"
+    stopped = False
+    if cached_epochs and _backup_epoch(backup) is None:
+        # Phase 1: the backbone is frozen and nothing is augmented for the first
+        # `cached_epochs` epochs (`lp`, `freezeall`: all of them; `lp-ft`: the probe):
+        # its features once per split, the head fitted on them (`radtl.probing`).
+        progress(f"The backbone stays frozen and nothing is augmented for {cached_epochs} of {config.epochs} "
+                 "epochs: computing its features once per split ...")
+        load = dict(image_size=config.image_size, batch_size=config.batch_size, resize_method=config.resize_method)
+        fit_train = probing.feature_dataset(
+            extractor, dataset.load("train", shuffle=False, confounding=_confounding(config, dataset, "train"),
+                                    **load), shuffle_seed=config.seed)
+        fit_val = probing.feature_dataset(extractor, val_ds)
+        probe_backup = backup / "probe"
+        _skip_epochs(fit_train, _backup_epoch(probe_backup) or 0, strategy)
+        head.fit(fit_train, validation_data=fit_val, epochs=cached_epochs, verbose=verbose, shuffle=False,
+                 callbacks=_callbacks(config, run, _OnModel(schedule, model, config.epochs), loss, resumed,
+                                      export=model, backup_dir=probe_backup))
+        stopped, resumed = head.stop_training, True
+    if cached_epochs < config.epochs and not stopped:
+        # The whole model on images (every epoch, or those after the cached ones). The
+        # pipeline's shuffle and augmentation streams are first moved on to the epoch
+        # `fit` starts at, so a resumed or continued run sees what an uninterrupted one would.
+        start = _backup_epoch(backup)
+        _skip_epochs(train_ds, cached_epochs if start is None else start, strategy)
+        model.fit(train_ds, validation_data=val_ds, initial_epoch=cached_epochs, epochs=config.epochs,
+                  callbacks=_callbacks(config, run, schedule, loss, resumed), verbose=verbose,
+                  shuffle=False)  # the pipeline shuffles, seeded
 
     history = run.history()
     run.write_history(history)  # de-duplicated once (a resumed run appends, a kill may repeat a row)

@@ -98,3 +98,16 @@ def _config(**overrides):
 ])
 def test_can_cache_asks_the_schedule_whether_the_backbone_ever_trains(overrides, expected):
     assert probing.can_cache(_config(**overrides)) is expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"schedule": "lp", "augment": False}, 3),
+    ({"schedule": "lp-ft", "augment": False}, 1),
+    ({"schedule": "lp-ft", "schedule_options": {"probe_epochs": 2}, "augment": False}, 2),
+    ({"schedule": "lp-ft", "schedule_options": {"probe_epochs": 0}, "augment": False}, 0),
+    ({"schedule": "lp-ft", "schedule_options": {"probe_epochs": 2}, "augment": True}, 0),
+    ({"schedule": "g-lf", "augment": False}, 1),
+    ({"schedule": "ft", "augment": False}, 0),
+])
+def test_cached_epochs_counts_the_leading_frozen_unaugmented_epochs(overrides, expected):
+    assert probing.cached_epochs(_config(**overrides)) == expected

@@ -1,6 +1,7 @@
 """radtl.train: one run end to end on the embedded dataset, at a tiny size."""
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -239,20 +240,57 @@ def test_a_tag_confounder_in_every_positive_is_learnt_as_a_shortcut(config, tmp_
     assert compared["pairs"][0]["delong"]["difference"] < -0.3
 
 
-def test_a_frozen_backbone_without_augmentation_trains_its_head_on_cached_features(config, tmp_path, monkeypatch):
+def _weights(run_dir):
+    return RunDir(run_dir).load_model().get_weights()
+
+
+@pytest.mark.parametrize("schedule, options, cached_epochs", [("lp", {}, 2), ("lp-ft", {"probe_epochs": 1, "learning_rate": 1e-5}, 1)])
+def test_frozen_unaugmented_epochs_train_the_head_on_cached_features_with_the_same_result(
+        config, tmp_path, monkeypatch, schedule, options, cached_epochs):
+    """`lp` (every epoch) and the probe of `lp-ft` (then the whole model on images) give
+    the run an end-to-end `fit` gives: weights, history and test AUC."""
     from radtl import probing
 
-    probe = config.replace(schedule="lp", augment=False, head_options={"dropout": 0.0}, learning_rate=1e-3,
-                           preprocessing="native")
+    probe = config.replace(schedule=schedule, schedule_options=options, augment=False,
+                           head_options={"dropout": 0.0}, learning_rate=1e-3, preprocessing="native")
     cached = train.run(probe, tmp_path / "cached", verbose=0)
-    assert RunDir(tmp_path / "cached").read_resolved()["cached_features"] is True
-    monkeypatch.setattr(probing, "can_cache", lambda config: False)
+    resolved = RunDir(tmp_path / "cached").read_resolved()
+    assert resolved["cached_epochs"] == cached_epochs and resolved["cached_features"] is (cached_epochs == 2)
+    monkeypatch.setattr(probing, "cached_epochs", lambda config: 0)
     end_to_end = train.run(probe, tmp_path / "end_to_end", verbose=0)
-    assert RunDir(tmp_path / "end_to_end").read_resolved()["cached_features"] is False
-    heads = [RunDir(tmp_path / name).load_model().layers[-1].get_weights() for name in ("cached", "end_to_end")]
-    for a, b in zip(*heads):
+    assert RunDir(tmp_path / "end_to_end").read_resolved()["cached_epochs"] == 0
+    for a, b in zip(_weights(tmp_path / "cached"), _weights(tmp_path / "end_to_end")):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    histories = [RunDir(tmp_path / name).history() for name in ("cached", "end_to_end")]
+    assert list(histories[0].columns) == list(histories[1].columns) and "stage" in histories[0].columns
+    assert list(histories[0]["stage"]) == list(histories[1]["stage"])
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-4)
     assert cached["test"]["roc_auc"]["auc"] == pytest.approx(end_to_end["test"]["roc_auc"]["auc"], abs=1e-4)
+
+
+def test_a_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(config, tmp_path, monkeypatch):
+    """Kills at the end of the cached probe epoch and of the first image epoch: each
+    resume continues the shuffle order, optimizer and weights exactly."""
+    run_config = config.replace(schedule="lp-ft", schedule_options={"probe_epochs": 1, "learning_rate": 1e-5}, augment=False, epochs=3,
+                                head_options={"dropout": 0.0}, learning_rate=1e-3, preprocessing="native")
+    train.run(run_config, tmp_path / "whole", verbose=0)
+    for kill_after in (1, 2):
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch + 1 == kill_after:
+                    raise KeyboardInterrupt
+
+        callbacks = train._callbacks
+        monkeypatch.setattr(train, "_callbacks", lambda *args, **kwargs: [*callbacks(*args, **kwargs), Kill()])
+        run_dir = tmp_path / f"killed{kill_after}"
+        with pytest.raises(KeyboardInterrupt):
+            train.run(run_config, run_dir, verbose=0)
+        monkeypatch.undo()
+        assert train._backup_epoch(RunDir(run_dir).file("backup") / ("probe" if kill_after == 1 else "")) == kill_after
+        train.run(run_config, run_dir, resume=True, verbose=0)
+        assert list(RunDir(run_dir).history()["epoch"]) == [0, 1, 2]
+        for a, b in zip(_weights(run_dir), _weights(tmp_path / "whole")):
+            np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_a_run_leaves_op_determinism_as_it_found_it(finished_run):
