@@ -23,7 +23,8 @@ Pipeline: read (files in a fixed order) -> decode -> resize (bilinear by default
 "nearest" is what the official RadImageNet scripts' `flow_from_dataframe` does) ->
 cache (in memory, on the first pass, for splits that fit: decoding PNGs is the
 expensive step) -> shuffle (training splits; seeded, a new deterministic order every
-epoch) -> augment (seeded, stateless, in parallel) -> preprocess -> batch -> prefetch.
+epoch) -> augment (seeded, stateless, per image in parallel) -> batch -> preprocess
+(on whole batches) -> prefetch.
 For a given `seed` the stream of batches is identical from run to run, epoch by epoch.
 
 Datasets (`names()`, `REGISTRY`): `synthetic_lesions` is embedded (it builds itself on

@@ -8,8 +8,9 @@ Every scheme is one per-channel affine map, `x @ M + b` over the channel axis
 (`Scheme.affine`), and `normalise` applies it as a single 1x1 convolution: on a CPU
 that is about 10x faster than reversing the channel axis first (measured in
 `benchmarks/input_pipeline.py`'s setting), and it is the same arithmetic to float32
-rounding. The layer and `radtl.data.load(preprocessing=preprocessing.function(...))`
-share it.
+rounding (on GPUs that run float32 convolutions in TF32, Ampere and later, to TF32's
+precision, as every other convolution of the model). The layer and
+`radtl.data.load(preprocessing=preprocessing.function(...))` share it.
 
 | scheme | what it does | output range | Keras mode |
 |---|---|---|---|
@@ -98,7 +99,7 @@ def normalise(images, scheme, dtype="float32"):
     """Applies a scheme to float RGB images in [0, 255].
 
     Args:
-        images: float tensor (..., H, W, 3): one image or a batch.
+        images: float tensor (H, W, 3) or (B, H, W, 3): one image or a batch.
         scheme: str (a key of `SCHEMES`) or `Scheme`.
         dtype: the compute dtype. Defaults to "float32".
 
@@ -106,7 +107,9 @@ def normalise(images, scheme, dtype="float32"):
         tensor of `images`' shape in `dtype`: the scheme's per-channel affine map, as one
         1x1 convolution (`Scheme.affine`).
     """
-    scheme = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    if isinstance(scheme, str):
+        _check_scheme(scheme)
+        scheme = SCHEMES[scheme]
     x = ops.cast(images, dtype)
     if scheme == SCHEMES["none"]:
         return x
@@ -127,11 +130,15 @@ def function(scheme):
             scripts' input).
 
     Returns:
-        callable: float images (..., H, W, 3) in [0, 255] -> float32 model input.
+        callable: float images (H, W, 3) or (B, H, W, 3) in [0, 255] -> float32 model input.
     """
+    _check_scheme(scheme)
+    return lambda images: normalise(images, scheme)
+
+
+def _check_scheme(scheme) -> None:
     if scheme not in SCHEMES:
         raise ValueError(f"`scheme` must be one of {list(SCHEMES)}. Received: scheme={scheme!r}")
-    return lambda images: normalise(images, scheme)
 
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

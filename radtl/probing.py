@@ -31,7 +31,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-__all__ = ["can_cache", "cached_epochs", "split_model", "extract_features", "feature_dataset"]
+__all__ = ["can_cache", "cached_epochs", "random_in_training", "split_model", "extract_features", "feature_dataset"]
 
 # Group counts at which a schedule's rule is asked whether any backbone group trains.
 # Rules are stated for any number of groups (block groups, or Keras layers for the
@@ -57,8 +57,9 @@ def cached_epochs(config) -> int:
 
     Returns:
         int in [0, config.epochs]: `config.epochs` for `lp` and `freezeall` without
-        augmentation, `probe_epochs` for `lp-ft`, 1 for gradual unfreezing, 0 for `ft`
-        or any run with `augment: true`.
+        augmentation, `probe_epochs` for `lp-ft`, `epochs_per_stage` for gradual
+        unfreezing (`g-lf`, `g-fl`: the head alone first), 0 for `ft` or any run with
+        `augment: true`.
     """
     from radtl import schedules
 
@@ -69,6 +70,19 @@ def cached_epochs(config) -> int:
         if any(any(schedule.stage(epoch, groups).backbone) for groups in _PROBE_GROUP_COUNTS):
             return epoch
     return config.epochs
+
+
+def random_in_training(layer) -> bool:
+    """Whether a layer (e.g. a backbone) holds random layers that draw in training mode.
+
+    Keras runs a frozen layer's `Dropout` in training mode inside `fit()` (only
+    BatchNormalization follows `trainable`), so a frozen backbone with dropout
+    (EfficientNet's stochastic depth) gives other features at every step: caching them
+    would change the run. True when any sublayer has a seed generator and a non-zero
+    `rate` (or no `rate`).
+    """
+    return any(getattr(sub, "seed_generator", None) is not None and getattr(sub, "rate", 1.0) != 0
+               for sub in layer._flatten_layers())
 
 
 def can_cache(config) -> bool:

@@ -15,7 +15,7 @@ The recipe, top to bottom (what `radtl train` does):
    training batches), the optimizer, and compile with a positive-class AUC metric.
 4. `fit` with the schedule and the loss's callbacks (for the epochs in which the
    backbone stays frozen and nothing is augmented, all of `lp` or `freezeall` without
-   augmentation, the probe of `lp-ft`, its features are computed once per split and
+   augmentation, the probe of `lp-ft`, the head-only stage of gradual unfreezing, its features are computed once per split and
    only the head is fitted, then the whole model for the remaining epochs, with one
    optimizer: the same result, far less work; `radtl.probing`), a checkpoint of the best epoch by
    `monitor` (finite weights only, no optimizer state), CSV history, TensorBoard logs,
@@ -40,7 +40,9 @@ Resuming restores weights, optimizer state, dropout seed states, the loss's own 
 (the online-label-smoothing matrix) and the epoch counter from the last completed
 epoch, and moves the input pipeline's shuffle and augmentation streams on to that
 epoch (`_skip_epochs`): a resumed run ends with the weights of an uninterrupted one
-(tested to 1e-5, killed in either phase of a cached `lp-ft`).
+(tested to 1e-5, killed in either phase of a cached `lp-ft`). Not with Auto-RGN, which
+reads training batches itself every epoch from the same pipeline, moving its streams
+on by more than `fit` does: its resumed run is a faithful continuation, not identical.
 """
 from __future__ import annotations
 
@@ -329,10 +331,34 @@ def _callbacks(config, run: RunDir, schedule, loss, resumed: bool, export=None,
         _BestCheckpoint(str(run.file("checkpoint")), monitor=config.monitor, mode=monitor_mode(config.monitor),
                         save_best_only=True, verbose=0, export=export,
                         initial_value_threshold=run.best_so_far(config.monitor) if resumed else None),
-        keras.callbacks.CSVLogger(str(run.file("history")), append=resumed),
+        _CSVLogger(str(run.file("history")), append=resumed),
         keras.callbacks.TensorBoard(str(run.file("tensorboard"))),
         _AtomicBackupAndRestore(str(backup_dir or run.file("backup")), state=loss.state_variables()),
     ]
+
+
+class _CSVLogger(keras.callbacks.CSVLogger):
+    """CSVLogger that, appending, keeps the file's columns aligned.
+
+    Keras' CSVLogger writes the columns of this `fit`'s logs under whatever header the
+    file has. Here, appending, a column the file lacks is added (the file rewritten once,
+    atomically, earlier rows left empty there) and one this fit does not log is written
+    empty, so a resumed run whose logs differ (another release, another phase) never
+    shifts values into the wrong column.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None and not self.append_header:
+            header = pd.read_csv(self.filename, nrows=0).columns.tolist()
+            added = sorted(k for k in (logs or {}) if k not in header)
+            if added:
+                self.csv_file.close()
+                tmp = f"{self.filename}.tmp"
+                pd.read_csv(self.filename).reindex(columns=header + added).to_csv(tmp, index=False)
+                os.replace(tmp, self.filename)
+                self.csv_file = open(self.filename, "a", newline="")  # noqa: SIM115 (closed by on_train_end)
+            self.keys = [k for k in header + added if k != "epoch"]
+        super().on_epoch_end(epoch, logs)
 
 
 def _backup_epoch(backup_dir) -> int | None:
@@ -352,7 +378,7 @@ def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
     dropped). The same iterator class is run here through `epochs` epochs without reading a
     batch, so a `fit` that starts at epoch `epochs` gets the orders and augmentations an
     uninterrupted run had there (tested on one device: a continued and a resumed run
-    equal one `fit`). `strategy`: the model's, as `fit` distributes the dataset with it.
+    equal one `fit`), provided nothing else iterates the dataset during the run (Auto-RGN does). `strategy`: the model's, as `fit` distributes the dataset with it.
     """
     if not epochs:
         return
@@ -362,6 +388,9 @@ def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
                                shuffle=False)
     iterator.reset()
     for _ in range(epochs):
+        if iterator.num_batches is None:  # unknown size: `fit` makes one iterator per epoch
+            iter(iterator._get_iterator())
+            continue
         for _ in iterator:  # each step yields the tf.data iterator; nothing is read
             pass
 
@@ -512,7 +541,34 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     val_ds = dataset.load("val", image_size=config.image_size, batch_size=config.batch_size,
                           resize_method=config.resize_method, confounding=_confounding(config, dataset, "val"))
     steps_per_epoch = math.ceil(dataset.split_sizes["train"] / config.batch_size)
-    cached_epochs = probing.cached_epochs(config)
+    on_device = bool(config.augment) and augment_on == "device"
+    context = RunContext(num_classes=len(names), class_names=tuple(names),
+                         train_data=_warped(train_ds) if on_device else train_ds,
+                         steps_per_epoch=steps_per_epoch, epochs=config.epochs)
+
+    # `build_from_config` seeds right before anything random is created: preparing a
+    # dataset (first use) draws from Python's global RNG, which would shift every draw after it.
+    with strategy.scope():
+        model = models_lib.build_from_config(config, num_classes=len(names))
+        loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
+        schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
+        if on_device:  # the batches come un-warped: the train step warps them where the model runs
+            augmentation.warp_in_train_step(model)
+        optimizer = _OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch))
+        # A backbone with random layers (EfficientNet's dropout) still draws in a frozen
+        # end-to-end step: its features are not fixed, so they are not cached.
+        cached_epochs = 0 if probing.random_in_training(models_lib.get_backbone(model)) else \
+            probing.cached_epochs(config)
+        extractor, head = probing.split_model(model) if cached_epochs else (None, None)
+        # One optimizer for the whole run: the head fitted on cached features and the
+        # whole model share it, so its state and step count carry over between the phases.
+        for trained in (model, head) if cached_epochs else (model,):
+            # The head gets `model.optimizer`: under mixed_float16 `compile` wraps the
+            # optimizer in a LossScaleOptimizer, and both phases share that wrapper too.
+            trained.compile(optimizer=optimizer if trained is model else model.optimizer, loss=loss,
+                            jit_compile=choice.xla,
+                            metrics=[keras_metrics.auc_metric(len(names)),
+                                     keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     if status == "new":
         run.write_config(config.to_dict(), {
             "precision": dataclasses.asdict(choice),
@@ -528,31 +584,13 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             "versions": _package_versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
-    on_device = bool(config.augment) and augment_on == "device"
-    context = RunContext(num_classes=len(names), class_names=tuple(names),
-                         train_data=_warped(train_ds) if on_device else train_ds,
-                         steps_per_epoch=steps_per_epoch, epochs=config.epochs)
-
-    # `build_from_config` seeds right before anything random is created: preparing a
-    # dataset (first use) draws from Python's global RNG, which would shift every draw after it.
-    with strategy.scope():
-        model = models_lib.build_from_config(config, num_classes=len(names))
-        loss = losses_lib.REGISTRY.build(config.loss, config.loss_options, context)
-        schedule = schedules_lib.REGISTRY.build(config.schedule, config.schedule_options, context)
-        if on_device:  # the batches come un-warped: the train step warps them where the model runs
-            augmentation.warp_in_train_step(model)
-        optimizer = _OPTIMIZERS[config.optimizer](config, _learning_rate(config, steps_per_epoch))
-        extractor, head = probing.split_model(model) if cached_epochs else (None, None)
-        # One optimizer for the whole run: the head fitted on cached features and the
-        # whole model share it, so its state and step count carry over between the phases.
-        for trained in (model, head) if cached_epochs else (model,):
-            trained.compile(optimizer=optimizer, loss=loss, jit_compile=choice.xla,
-                            metrics=[keras_metrics.auc_metric(len(names)),
-                                     keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     backup = run.file("backup")
     resumed = status == "unfinished"
     stopped = False
-    if cached_epochs and _backup_epoch(backup) is None:
+    # A run cached throughout backs up into `backup` (as earlier releases did); a run with
+    # epochs on images after the cached ones keeps the cached phase's backup apart.
+    probe_backup = backup if cached_epochs == config.epochs else backup / "probe"
+    if cached_epochs and (probe_backup == backup or _backup_epoch(backup) is None):
         # Phase 1: the backbone is frozen and nothing is augmented for the first
         # `cached_epochs` epochs (`lp`, `freezeall`: all of them; `lp-ft`: the probe):
         # its features once per split, the head fitted on them (`radtl.probing`).
@@ -563,7 +601,6 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             extractor, dataset.load("train", shuffle=False, confounding=_confounding(config, dataset, "train"),
                                     **load), shuffle_seed=config.seed)
         fit_val = probing.feature_dataset(extractor, val_ds)
-        probe_backup = backup / "probe"
         _skip_epochs(fit_train, _backup_epoch(probe_backup) or 0, strategy)
         head.fit(fit_train, validation_data=fit_val, epochs=cached_epochs, verbose=verbose, shuffle=False,
                  callbacks=_callbacks(config, run, _OnModel(schedule, model, config.epochs), loss, resumed,

@@ -100,6 +100,22 @@ def test_can_cache_asks_the_schedule_whether_the_backbone_ever_trains(overrides,
     assert probing.can_cache(_config(**overrides)) is expected
 
 
+def test_random_layers_that_draw_in_training_are_found():
+    import keras
+
+    def model(*layers):
+        inputs = keras.Input((4,))
+        x = inputs
+        for layer in layers:
+            x = layer(x)
+        return keras.Model(inputs, x)
+
+    assert probing.random_in_training(model(keras.layers.Dense(2), keras.layers.Dropout(0.1)))
+    assert probing.random_in_training(model(keras.layers.GaussianNoise(0.1)))
+    assert not probing.random_in_training(model(keras.layers.Dense(2), keras.layers.Dropout(0.0)))
+    assert not probing.random_in_training(model(keras.layers.Dense(2)))
+
+
 @pytest.mark.parametrize("overrides, expected", [
     ({"schedule": "lp", "augment": False}, 3),
     ({"schedule": "lp-ft", "augment": False}, 1),

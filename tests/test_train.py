@@ -269,12 +269,13 @@ def test_frozen_unaugmented_epochs_train_the_head_on_cached_features_with_the_sa
 
 
 def test_a_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(config, tmp_path, monkeypatch):
-    """Kills at the end of the cached probe epoch and of the first image epoch: each
-    resume continues the shuffle order, optimizer and weights exactly."""
-    run_config = config.replace(schedule="lp-ft", schedule_options={"probe_epochs": 1, "learning_rate": 1e-5}, augment=False, epochs=3,
+    """Kills after the first of two cached probe epochs and after the first image epoch:
+    each resume continues the shuffle order, optimizer and weights exactly."""
+    run_config = config.replace(schedule="lp-ft", schedule_options={"probe_epochs": 2, "learning_rate": 1e-5},
+                                augment=False, epochs=4,
                                 head_options={"dropout": 0.0}, learning_rate=1e-3, preprocessing="native")
     train.run(run_config, tmp_path / "whole", verbose=0)
-    for kill_after in (1, 2):
+    for kill_after in (1, 3):
         class Kill(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if epoch + 1 == kill_after:
@@ -286,11 +287,28 @@ def test_a_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(config
         with pytest.raises(KeyboardInterrupt):
             train.run(run_config, run_dir, verbose=0)
         monkeypatch.undo()
-        assert train._backup_epoch(RunDir(run_dir).file("backup") / ("probe" if kill_after == 1 else "")) == kill_after
+        assert train._backup_epoch(RunDir(run_dir).file("backup") / ("probe" if kill_after < 2 else "")) == kill_after
         train.run(run_config, run_dir, resume=True, verbose=0)
-        assert list(RunDir(run_dir).history()["epoch"]) == [0, 1, 2]
+        assert list(RunDir(run_dir).history()["epoch"]) == [0, 1, 2, 3]
         for a, b in zip(_weights(run_dir), _weights(tmp_path / "whole")):
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_the_history_keeps_its_columns_when_a_resumed_fit_logs_others(tmp_path):
+    """Appending, a new column is added (earlier rows empty) and a missing one left empty."""
+    path = tmp_path / "history.csv"
+    first = train._CSVLogger(str(path))
+    first.on_train_begin()
+    first.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.7})
+    first.on_train_end()
+    resumed = train._CSVLogger(str(path), append=True)
+    resumed.on_train_begin()
+    resumed.on_epoch_end(1, {"loss": 0.4, "stage": 1})
+    resumed.on_train_end()
+    history = pd.read_csv(path)
+    assert list(history.columns) == ["epoch", "loss", "val_loss", "stage"]
+    assert history["loss"].tolist() == [0.5, 0.4] and history["val_loss"].isna().tolist() == [False, True]
+    assert history["stage"].isna().tolist() == [True, False]
 
 
 def test_a_run_leaves_op_determinism_as_it_found_it(finished_run):
