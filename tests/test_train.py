@@ -244,37 +244,52 @@ def _weights(run_dir):
     return RunDir(run_dir).load_model().get_weights()
 
 
-@pytest.mark.parametrize("schedule, options, cached_epochs", [("lp", {}, 2), ("lp-ft", {"probe_epochs": 1, "learning_rate": 1e-5}, 1)])
-def test_frozen_unaugmented_epochs_train_the_head_on_cached_features_with_the_same_result(
-        config, tmp_path, monkeypatch, schedule, options, cached_epochs):
-    """`lp` (every epoch) and the probe of `lp-ft` (then the whole model on images) give
-    the run an end-to-end `fit` gives: weights, history and test AUC."""
+def _same_run(run_dir, reference):
+    for a, b in zip(_weights(run_dir), _weights(reference)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    histories = [RunDir(path).history() for path in (run_dir, reference)]
+    assert list(histories[0].columns) == list(histories[1].columns) and "stage" in histories[0].columns
+    assert list(histories[0]["epoch"]) == list(histories[1]["epoch"])
+    assert list(histories[0]["stage"]) == list(histories[1]["stage"])
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-4)
+
+
+def _frozen_config(config, **overrides):
+    return config.replace(augment=False, head_options={"dropout": 0.0}, learning_rate=1e-3, preprocessing="native",
+                          **overrides)
+
+
+def test_a_frozen_unaugmented_run_trains_its_head_on_cached_features_with_the_same_result(
+        config, tmp_path, monkeypatch):
+    """`lp`: the head on cached features gives the run an end-to-end `fit` gives."""
     from radtl import probing
 
-    probe = config.replace(schedule=schedule, schedule_options=options, augment=False,
-                           head_options={"dropout": 0.0}, learning_rate=1e-3, preprocessing="native")
+    probe = _frozen_config(config, schedule="lp")
     cached = train.run(probe, tmp_path / "cached", verbose=0)
     resolved = RunDir(tmp_path / "cached").read_resolved()
-    assert resolved["cached_epochs"] == cached_epochs and resolved["cached_features"] is (cached_epochs == 2)
+    assert resolved["cached_epochs"] == 2 and resolved["cached_features"] is True
     monkeypatch.setattr(probing, "cached_epochs", lambda config: 0)
     end_to_end = train.run(probe, tmp_path / "end_to_end", verbose=0)
     assert RunDir(tmp_path / "end_to_end").read_resolved()["cached_epochs"] == 0
-    for a, b in zip(_weights(tmp_path / "cached"), _weights(tmp_path / "end_to_end")):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    histories = [RunDir(tmp_path / name).history() for name in ("cached", "end_to_end")]
-    assert list(histories[0].columns) == list(histories[1].columns) and "stage" in histories[0].columns
-    assert list(histories[0]["stage"]) == list(histories[1]["stage"])
-    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-4)
+    _same_run(tmp_path / "cached", tmp_path / "end_to_end")
     assert cached["test"]["roc_auc"]["auc"] == pytest.approx(end_to_end["test"]["roc_auc"]["auc"], abs=1e-4)
 
 
-def test_a_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(config, tmp_path, monkeypatch):
-    """Kills after the first of two cached probe epochs and after the first image epoch:
-    each resume continues the shuffle order, optimizer and weights exactly."""
-    run_config = config.replace(schedule="lp-ft", schedule_options={"probe_epochs": 2, "learning_rate": 1e-5},
-                                augment=False, epochs=4,
-                                head_options={"dropout": 0.0}, learning_rate=1e-3, preprocessing="native")
-    train.run(run_config, tmp_path / "whole", verbose=0)
+def test_lp_ft_probes_on_cached_features_and_resumes_from_either_phase_to_the_end_to_end_result(
+        config, tmp_path, monkeypatch):
+    """`lp-ft`: two probe epochs on cached features, then the whole model on images,
+    equal one end-to-end `fit`; killed after the first probe epoch or the first image
+    epoch, the resumed run continues the shuffle order, optimizer and weights exactly."""
+    from radtl import probing
+
+    run_config = _frozen_config(config, schedule="lp-ft", epochs=4,
+                                schedule_options={"probe_epochs": 2, "learning_rate": 1e-5})
+    train.run(run_config, tmp_path / "cached", verbose=0)
+    assert RunDir(tmp_path / "cached").read_resolved()["cached_epochs"] == 2
+    with monkeypatch.context() as patched:
+        patched.setattr(probing, "cached_epochs", lambda config: 0)
+        train.run(run_config, tmp_path / "end_to_end", verbose=0)
+    _same_run(tmp_path / "cached", tmp_path / "end_to_end")
     for kill_after in (1, 3):
         class Kill(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
@@ -289,9 +304,7 @@ def test_a_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(config
         monkeypatch.undo()
         assert train._backup_epoch(RunDir(run_dir).file("backup") / ("probe" if kill_after < 2 else "")) == kill_after
         train.run(run_config, run_dir, resume=True, verbose=0)
-        assert list(RunDir(run_dir).history()["epoch"]) == [0, 1, 2, 3]
-        for a, b in zip(_weights(run_dir), _weights(tmp_path / "whole")):
-            np.testing.assert_allclose(a, b, atol=1e-5)
+        _same_run(run_dir, tmp_path / "cached")
 
 
 def test_the_history_keeps_its_columns_when_a_resumed_fit_logs_others(tmp_path):
