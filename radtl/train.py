@@ -15,9 +15,10 @@ The recipe, top to bottom (what `radtl train` does):
    training batches), the optimizer, and compile with a positive-class AUC metric.
 4. `fit` with the schedule and the loss's callbacks (for the epochs in which the
    backbone stays frozen and nothing is augmented, all of `lp` or `freezeall` without
-   augmentation, the probe of `lp-ft`, the head-only stage of gradual unfreezing, its features are computed once per split and
-   only the head is fitted, then the whole model for the remaining epochs, with one
-   optimizer: the same result, far less work; `radtl.probing`), a checkpoint of the best epoch by
+   augmentation, the probe of `lp-ft`, the head-only stage of gradual unfreezing, its
+   features are computed once per split and only the head is fitted, then the whole
+   model for the remaining epochs, with one optimizer: the same result, far less work;
+   `radtl.probing`), a checkpoint of the best epoch by
    `monitor` (finite weights only, no optimizer state), CSV history, TensorBoard logs,
    `keras.callbacks.TerminateOnNaN` and a kill-safe BackupAndRestore (`resume=True`).
 5. Check the run's health (`radtl.health`): a NaN/inf loss, a loss stuck far above
@@ -378,7 +379,8 @@ def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
     dropped). The same iterator class is run here through `epochs` epochs without reading a
     batch, so a `fit` that starts at epoch `epochs` gets the orders and augmentations an
     uninterrupted run had there (tested on one device: a continued and a resumed run
-    equal one `fit`), provided nothing else iterates the dataset during the run (Auto-RGN does). `strategy`: the model's, as `fit` distributes the dataset with it.
+    equal one `fit`), provided nothing else iterates the dataset during the run
+    (Auto-RGN does). `strategy`: the model's, as `fit` distributes the dataset with it.
     """
     if not epochs:
         return
