@@ -41,9 +41,8 @@ Resuming restores weights, optimizer state, dropout seed states, the loss's own 
 (the online-label-smoothing matrix) and the epoch counter from the last completed
 epoch, and moves the input pipeline's shuffle and augmentation streams on to that
 epoch (`_skip_epochs`): a resumed run ends with the weights of an uninterrupted one
-(tested to 1e-5, killed in either phase of a cached `lp-ft`). Not with Auto-RGN, which
-reads training batches itself every epoch from the same pipeline, moving its streams
-on by more than `fit` does: its resumed run is a faithful continuation, not identical.
+(tested to 1e-5: killed in either phase of a cached `lp-ft`, and an Auto-RGN run,
+whose schedule reads training batches itself each epoch from the same pipeline).
 """
 from __future__ import annotations
 
@@ -370,7 +369,7 @@ def _backup_epoch(backup_dir) -> int | None:
     return int(json.loads(path.read_text())["epoch"]) if path.is_file() else None
 
 
-def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
+def _skip_epochs(dataset, epochs: int, strategy=None, passes_per_epoch: int = 0) -> None:
     """Moves a dataset's reshuffle and augmentation seed streams on by `epochs` epochs of `fit`.
 
     `shuffle(reshuffle_each_iteration=True)` and `Dataset.random(rerandomize_each_iteration=True)`
@@ -379,8 +378,10 @@ def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
     dropped). The same iterator class is run here through `epochs` epochs without reading a
     batch, so a `fit` that starts at epoch `epochs` gets the orders and augmentations an
     uninterrupted run had there (tested on one device: a continued and a resumed run
-    equal one `fit`), provided nothing else iterates the dataset during the run
-    (Auto-RGN does). `strategy`: the model's, as `fit` distributes the dataset with it.
+    equal one `fit`). `passes_per_epoch`: the iterators something else makes on the
+    dataset each epoch before `fit` reads it (Auto-RGN's one pass for its gradient
+    norms, `FineTuningSchedule.train_data_passes_per_epoch`). `strategy`: the model's, as
+    `fit` distributes the dataset with it.
     """
     if not epochs:
         return
@@ -390,6 +391,8 @@ def _skip_epochs(dataset, epochs: int, strategy=None) -> None:
                                shuffle=False)
     iterator.reset()
     for _ in range(epochs):
+        for _ in range(passes_per_epoch):
+            iter(dataset)
         if iterator.num_batches is None:  # unknown size: `fit` makes one iterator per epoch
             iter(iterator._get_iterator())
             continue
@@ -613,7 +616,8 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
         # pipeline's shuffle and augmentation streams are first moved on to the epoch
         # `fit` starts at, so a resumed or continued run sees what an uninterrupted one would.
         start = _backup_epoch(backup)
-        _skip_epochs(train_ds, cached_epochs if start is None else start, strategy)
+        _skip_epochs(train_ds, cached_epochs if start is None else start, strategy,
+                     getattr(schedule, "train_data_passes_per_epoch", 0))
         model.fit(train_ds, validation_data=val_ds, initial_epoch=cached_epochs, epochs=config.epochs,
                   callbacks=_callbacks(config, run, schedule, loss, resumed), verbose=verbose,
                   shuffle=False)  # the pipeline shuffles, seeded

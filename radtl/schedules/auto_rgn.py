@@ -60,6 +60,8 @@ class AutoRGN(FineTuningSchedule):
     ```
     """
 
+    train_data_passes_per_epoch = 1  # `variable_multipliers`: one `iter(train_data)` per epoch
+
     def __init__(self, train_data, num_batches=5, reset_optimizer_state=True,
                  freeze_batchnorm=True, **kwargs):
         if train_data is None:

@@ -77,6 +77,10 @@ class FineTuningSchedule(keras.callbacks.Callback):
 
     # Whether the rule needs the backbone split into block groups.
     uses_block_groups = False
+    # Passes the schedule starts over its `train_data` each epoch (Auto-RGN: 1). Each
+    # draws the pipeline's next shuffle/augmentation seeds; `radtl.train` skips as many
+    # when it resumes, so a resumed run sees the uninterrupted run's batches.
+    train_data_passes_per_epoch = 0
 
     def __init__(self, backbone=None, block_groups=None, freeze_batchnorm=False,
                  verbose=0):
