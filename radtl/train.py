@@ -123,6 +123,20 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, delete_checkpoint=False)
         self._state = list(state)
 
+    @staticmethod
+    def read_metadata(backup_dir) -> dict | None:
+        """A backup's metadata (`epoch`: the epochs it holds, `weights`, ...), None without one."""
+        import json
+
+        path = Path(backup_dir) / "training_metadata.json"  # Keras' `_training_metadata_path`
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    @classmethod
+    def saved_epochs(cls, backup_dir) -> int | None:
+        """How many epochs a backup holds, or None without one."""
+        metadata = cls.read_metadata(backup_dir)
+        return None if metadata is None else int(metadata["epoch"])
+
     def _save_model(self):
         from radtl.rundir import write_json
 
@@ -141,12 +155,9 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 old.unlink()
 
     def _load_model(self):
-        import json
-
-        path = Path(self._training_metadata_path)
-        if not path.exists():
+        metadata = self.read_metadata(self.backup_dir)
+        if metadata is None:
             return
-        metadata = json.loads(path.read_text())
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(str(Path(self.backup_dir) / metadata["weights"]))
@@ -359,14 +370,6 @@ class _CSVLogger(keras.callbacks.CSVLogger):
                 self.csv_file = open(self.filename, "a", newline="")  # noqa: SIM115 (closed by on_train_end)
             self.keys = [k for k in header + added if k != "epoch"]
         super().on_epoch_end(epoch, logs)
-
-
-def _backup_epoch(backup_dir) -> int | None:
-    """The number of epochs a `_AtomicBackupAndRestore` backup holds, or None without one."""
-    import json
-
-    path = Path(backup_dir) / "training_metadata.json"
-    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else None
 
 
 def _skip_epochs(dataset, epochs: int, strategy=None, passes_per_epoch: int = 0) -> None:
@@ -595,7 +598,8 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
     # A run cached throughout backs up into `backup` (as earlier releases did); a run with
     # epochs on images after the cached ones keeps the cached phase's backup apart.
     probe_backup = backup if cached_epochs == config.epochs else backup / "probe"
-    if cached_epochs and (probe_backup == backup or _backup_epoch(backup) is None):
+    resume_at = _AtomicBackupAndRestore.saved_epochs(backup)  # None: the whole model has no backup yet
+    if cached_epochs and (probe_backup == backup or resume_at is None):
         # Phase 1: the backbone is frozen and nothing is augmented for the first
         # `cached_epochs` epochs (`lp`, `freezeall`: all of them; `lp-ft`: the probe):
         # its features once per split, the head fitted on them (`radtl.probing`).
@@ -606,7 +610,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
             extractor, dataset.load("train", shuffle=False, confounding=_confounding(config, dataset, "train"),
                                     **load), shuffle_seed=config.seed)
         fit_val = probing.feature_dataset(extractor, val_ds)
-        _skip_epochs(fit_train, _backup_epoch(probe_backup) or 0, strategy)
+        _skip_epochs(fit_train, _AtomicBackupAndRestore.saved_epochs(probe_backup) or 0, strategy)
         head.fit(fit_train, validation_data=fit_val, epochs=cached_epochs, verbose=verbose, shuffle=False,
                  callbacks=_callbacks(config, run, _OnModel(schedule, model, config.epochs), loss, resumed,
                                       export=model, backup_dir=probe_backup))
@@ -615,8 +619,7 @@ def _run(checked: Plan, run: RunDir, status: str, verbose, progress) -> dict:
         # The whole model on images (every epoch, or those after the cached ones). The
         # pipeline's shuffle and augmentation streams are first moved on to the epoch
         # `fit` starts at, so a resumed or continued run sees what an uninterrupted one would.
-        start = _backup_epoch(backup)
-        _skip_epochs(train_ds, cached_epochs if start is None else start, strategy,
+        _skip_epochs(train_ds, cached_epochs if resume_at is None else resume_at, strategy,
                      getattr(schedule, "train_data_passes_per_epoch", 0))
         model.fit(train_ds, validation_data=val_ds, initial_epoch=cached_epochs, epochs=config.epochs,
                   callbacks=_callbacks(config, run, schedule, loss, resumed), verbose=verbose,

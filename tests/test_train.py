@@ -294,7 +294,8 @@ def test_lp_ft_probes_on_cached_features_and_resumes_from_either_phase_to_the_en
     _same_run(tmp_path / "cached", tmp_path / "end_to_end")
     for kill_after in (1, 3):
         run_dir = _killed_after(run_config, tmp_path / f"killed{kill_after}", kill_after, monkeypatch)
-        assert train._backup_epoch(RunDir(run_dir).file("backup") / ("probe" if kill_after < 2 else "")) == kill_after
+        backup = RunDir(run_dir).file("backup") / ("probe" if kill_after < 2 else "")
+        assert train._AtomicBackupAndRestore.saved_epochs(backup) == kill_after
         train.run(run_config, run_dir, resume=True, verbose=0)
         _same_run(run_dir, tmp_path / "cached", rtol=1e-6)
 
